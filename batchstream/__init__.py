@@ -1,0 +1,1 @@
+"""batchstream: bounded, resumable, streaming batches against the Anthropic Messages API."""
