@@ -1,0 +1,108 @@
+"""Assembles the final message from stream events, exactly as the API's non-streaming reply would hold it.
+
+Fragments are collected in lists and joined once when their block stops: appending to a string attribute
+per delta (as the SDK's `messages.stream()` does) is quadratic for long replies, and re-parsing a tool's
+whole input JSON on every `input_json_delta` is worse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class StreamEventError(Exception):
+    """The API sent an `error` event after the stream had started (e.g. overloaded mid-reply)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class StreamProtocolError(Exception):
+    """The stream broke the protocol: a delta for an unknown block, or tool input that is not JSON."""
+
+
+class MessageAccumulator:
+    """Feed it every event of one stream; `message()` then returns the final message as a dict."""
+
+    __slots__ = ("_blocks", "_message", "_parts", "complete", "text_started")
+
+    def __init__(self) -> None:
+        self._message: dict[str, Any] = {}
+        self._blocks: list[dict[str, Any]] = []
+        self._parts: list[list[str]] = []
+        self.complete = False
+        self.text_started = False
+
+    def feed(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            delta_type = delta["type"]
+            try:
+                parts = self._parts[event["index"]]
+            except IndexError:
+                raise StreamProtocolError(f"delta for unknown content block {event['index']}") from None
+            if delta_type == "text_delta":
+                parts.append(delta["text"])
+                self.text_started = True
+            elif delta_type == "thinking_delta":
+                parts.append(delta["thinking"])
+            elif delta_type == "input_json_delta":
+                parts.append(delta["partial_json"])
+            elif delta_type == "signature_delta":
+                block = self._blocks[event["index"]]
+                block["signature"] = block.get("signature", "") + delta["signature"]
+            elif delta_type == "citations_delta":
+                self._blocks[event["index"]].setdefault("citations", []).append(delta["citation"])
+        elif kind == "content_block_start":
+            self._blocks.append(dict(event["content_block"]))
+            self._parts.append([])
+        elif kind == "content_block_stop":
+            self._finish_block(event["index"])
+        elif kind == "message_start":
+            self._message = dict(event["message"])
+            self._message["usage"] = dict(self._message.get("usage") or {})
+        elif kind == "message_delta":
+            self._apply_message_delta(event)
+        elif kind == "message_stop":
+            self.complete = True
+        elif kind == "error":
+            error = event.get("error") or {}
+            raise StreamEventError(str(error.get("type", "error")), str(error.get("message", "")))
+        # ping and event types this version does not know carry nothing for the final message.
+
+    def _finish_block(self, index: int) -> None:
+        block, parts = self._blocks[index], self._parts[index]
+        kind = block.get("type")
+        if kind == "text":
+            block["text"] = block.get("text", "") + "".join(parts)
+        elif kind == "thinking":
+            block["thinking"] = block.get("thinking", "") + "".join(parts)
+        elif parts:  # tool_use, server_tool_use, mcp_tool_use: the input arrives as JSON fragments
+            raw = "".join(parts)
+            try:
+                block["input"] = orjson.loads(raw) if raw.strip() else {}
+            except orjson.JSONDecodeError as exc:
+                raise StreamProtocolError(f"content block {index} input is not valid JSON: {exc}") from None
+        self._parts[index] = []
+
+    def _apply_message_delta(self, event: dict[str, Any]) -> None:
+        self._message.update(event.get("delta") or {})
+        # message_delta usage is cumulative: later values replace earlier ones; fields it omits keep the
+        # values message_start reported.
+        usage = self._message["usage"] if "usage" in self._message else self._message.setdefault("usage", {})
+        for key, value in (event.get("usage") or {}).items():
+            if value is not None:
+                usage[key] = value
+
+    def message(self) -> dict[str, Any]:
+        message = dict(self._message)
+        message["content"] = self._blocks
+        return message
+
+    def text(self) -> str:
+        return "".join(block.get("text", "") for block in self._blocks if block.get("type") == "text")

@@ -1,0 +1,375 @@
+"""Turn a JSONL file of prompts into Messages API requests, checking every line before money is spent.
+
+The whole file is validated in one streaming pass and every problem is reported together, so a user fixes
+a 50,000-line file in one edit instead of one crash per run. Memory stays flat: only the ids seen so far are
+kept, because duplicate ids would make the results file (the checkpoint) ambiguous.
+"""
+
+import codecs
+import difflib
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_MAX_TOKENS = 1024
+
+API_PARAMS: frozenset[str] = frozenset(
+    {
+        "model",
+        "max_tokens",
+        "messages",
+        "system",
+        "metadata",
+        "stop_sequences",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "service_tier",
+        "container",
+        "mcp_servers",
+        "context_management",
+        "output_config",
+        "output_format",
+        "inference_geo",
+        "speed",
+        "cache_control",
+        "diagnostics",
+    }
+)
+
+# Keys of a line that belong to batchstream, not to the request body.
+_LINE_KEYS = frozenset({"id", "custom_id", "prompt", "params", "meta", "betas"})
+_TOP_KEYS = API_PARAMS | _LINE_KEYS
+# The Message Batches API's rule, so a file in its request format can also be submitted there unchanged.
+_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_SHOW_LIMIT = 40
+
+_Issue = tuple[str | None, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """CLI options that fill what a line leaves out; a line's own value always wins."""
+
+    model: str | None = DEFAULT_MODEL
+    max_tokens: int | None = DEFAULT_MAX_TOKENS
+    system: str | None = None
+    temperature: float | None = None
+    betas: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: str
+    line: int
+    params: dict[str, Any]
+    betas: tuple[str, ...]
+    has_meta: bool
+    meta: Any
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        what = self.message if self.field is None else f"{self.field}: {self.message}"
+        return f"{where}: {what}"
+
+
+class InputError(Exception):
+    """All of a file's problems at once; `total` counts past the cap so the size of the mess is known."""
+
+    def __init__(self, problems: list[Problem], total: int) -> None:
+        super().__init__(problems, total)
+        self.problems = problems
+        self.total = total
+
+    def __str__(self) -> str:
+        lines = [str(problem) for problem in self.problems]
+        hidden = self.total - len(self.problems)
+        if hidden:
+            lines.append(f"... and {hidden} more problem{'' if hidden == 1 else 's'}")
+        return "\n".join(lines)
+
+
+class _Problems:
+    def __init__(self, path: str, cap: int) -> None:
+        self.path = path
+        self.cap = cap
+        self.kept: list[Problem] = []
+        self.total = 0
+
+    def add(self, line: int | None, field: str | None, message: str) -> None:
+        self.total += 1
+        if len(self.kept) < self.cap:
+            self.kept.append(Problem(self.path, line, field, message))
+
+
+def iter_requests(
+    path: str | os.PathLike[str], defaults: Defaults, *, max_problems: int = 20
+) -> Iterator[Request]:
+    """Yield valid requests as they are read, so a run can start before a huge file is fully checked.
+
+    Raises InputError after the last line if any line was bad, or before the first request if the file
+    cannot be opened.
+    """
+    name = os.fspath(path)
+    try:
+        file = open(path, "rb")  # noqa: SIM115 - closed by the `with` below, which must wrap the yields
+    except OSError as error:
+        raise InputError([Problem(name, None, None, f"cannot read the file: {error.strerror}")], 1) from error
+    problems = _Problems(name, max_problems)
+    first_line_of: dict[str, int] = {}
+    any_lines = False
+    with file:
+        for number, raw in enumerate(file, 1):
+            # Editors on Windows write a byte order mark; it is not the user's mistake.
+            # The newline is dropped so a JSON error reads "unexpected end of data", not "control character".
+            line = (raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw).rstrip()
+            if not line:
+                continue
+            any_lines = True
+            issues: list[_Issue] = []
+            request = _read_line(line, number, defaults, first_line_of, issues)
+            for field, message in issues:
+                problems.add(number, field, message)
+            if request is not None:
+                yield request
+    if not any_lines:
+        problems.add(None, None, "the file has no requests")
+    if problems.total:
+        raise InputError(problems.kept, problems.total)
+
+
+def _read_line(
+    raw: bytes, number: int, defaults: Defaults, first_line_of: dict[str, int], issues: list[_Issue]
+) -> Request | None:
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as error:
+        column = len(raw[: error.start].decode()) + 1
+        where = f"at column {column} (byte offset {error.start})"
+        issues.append((None, f"invalid UTF-8: byte 0x{raw[error.start]:02x} {where}"))
+        return None
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        issues.append((None, f"invalid JSON: {error.msg} at column {error.colno}"))
+        return None
+    if not isinstance(obj, dict):
+        issues.append((None, f"expected a JSON object, got {_show(obj)}"))
+        return None
+
+    _check_keys(obj, _TOP_KEYS, "", issues)
+    request_id = _request_id(obj, issues)
+    if request_id is not None:
+        first = first_line_of.setdefault(request_id[1], number)
+        if first != number:
+            issues.append((request_id[0], f"duplicate id {request_id[1]!r} (first on line {first})"))
+    params = _params(obj, defaults, issues)
+    betas = _betas(obj, defaults, issues)
+    if issues or request_id is None or params is None or betas is None:
+        return None
+    return Request(
+        id=request_id[1],
+        line=number,
+        params=params,
+        betas=betas,
+        has_meta="meta" in obj,
+        meta=obj.get("meta"),
+        request_hash=_request_hash(params, betas),
+    )
+
+
+def _request_hash(params: dict[str, Any], betas: tuple[str, ...]) -> str:
+    """Keys the results checkpoint: a new prompt, parameter or default reruns the line; key order doesn't."""
+    blob = orjson.dumps({"params": params, "betas": sorted(betas)}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _check_keys(obj: dict[str, Any], known: frozenset[str], prefix: str, issues: list[_Issue]) -> None:
+    for key in obj:
+        if key in known:
+            continue
+        field = prefix + key
+        if key == "stream":
+            issues.append((field, "batchstream always streams; remove 'stream'"))
+        elif prefix and key in _LINE_KEYS:
+            issues.append((field, "not part of the request body; put it at the top level, next to 'params'"))
+        else:
+            close = difflib.get_close_matches(key, known, n=1)
+            issues.append((field, f"unknown key; did you mean {close[0]!r}?" if close else "unknown key"))
+
+
+def _request_id(obj: dict[str, Any], issues: list[_Issue]) -> tuple[str, str] | None:
+    """Return (key, id), naming the key so a later duplicate points at the field the user actually wrote."""
+    if "id" in obj and "custom_id" in obj:
+        issues.append((None, "both 'id' and 'custom_id' given; keep one"))
+        return None
+    key = "custom_id" if "custom_id" in obj else "id"
+    if key not in obj:
+        issues.append(("id", "missing (give 'id', or 'custom_id' in the Message Batches form)"))
+        return None
+    value = obj[key]
+    if not isinstance(value, str) or not value:
+        issues.append((key, f"expected a non-empty string, got {_show(value)}"))
+        return None
+    if key == "custom_id" and not _CUSTOM_ID.fullmatch(value):
+        issues.append(
+            (key, f"{_show(value)} does not match {_CUSTOM_ID.pattern} (a Message Batches API rule)")
+        )
+        return None
+    return key, value
+
+
+def _params(obj: dict[str, Any], defaults: Defaults, issues: list[_Issue]) -> dict[str, Any] | None:
+    if "params" in obj:
+        return _batches_params(obj, defaults, issues)
+    params = {key: value for key, value in obj.items() if key in API_PARAMS}
+    if "prompt" in obj and "messages" in obj:
+        issues.append((None, "both 'prompt' and 'messages' given; keep one"))
+    elif "prompt" in obj:
+        prompt = obj["prompt"]
+        if isinstance(prompt, str) and prompt:
+            params["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            issues.append(("prompt", f"expected a non-empty string, got {_show(prompt)}"))
+    elif "messages" not in obj:
+        issues.append((None, "no 'prompt' or 'messages'; give one"))
+    return _complete(params, "", defaults, issues)
+
+
+def _batches_params(obj: dict[str, Any], defaults: Defaults, issues: list[_Issue]) -> dict[str, Any] | None:
+    body = obj["params"]
+    if not isinstance(body, dict):
+        issues.append(("params", f"expected a JSON object, got {_show(body)}"))
+        return None
+    if "prompt" in obj:
+        issues.append(("params", "cannot be combined with 'prompt'; put the conversation in params.messages"))
+    mixed = sorted(key for key in obj if key in API_PARAMS)
+    if mixed:
+        names = ", ".join(repr(key) for key in mixed)
+        them = "it" if len(mixed) == 1 else "them"
+        issues.append(("params", f"cannot be combined with top-level {names}; move {them} inside 'params'"))
+    _check_keys(body, API_PARAMS, "params.", issues)
+    if "messages" not in body:
+        issues.append(("params.messages", "missing"))
+    return _complete(dict(body), "params.", defaults, issues)
+
+
+def _complete(
+    params: dict[str, Any], prefix: str, defaults: Defaults, issues: list[_Issue]
+) -> dict[str, Any]:
+    """Check the body's own values, then fill the gaps from the defaults (never overriding the line)."""
+    if "messages" in params:
+        _check_messages(params["messages"], prefix + "messages", issues)
+    for key, flag, default in (
+        ("model", "--model", defaults.model),
+        ("max_tokens", "--max-tokens", defaults.max_tokens),
+    ):
+        if key not in params and default is None:
+            issues.append((prefix + key, f"missing, and no {flag} default"))
+    _check_values(params, prefix, issues)
+    filled = {
+        "model": defaults.model,
+        "max_tokens": defaults.max_tokens,
+        "system": defaults.system,
+        "temperature": defaults.temperature,
+    }
+    return {**{key: value for key, value in filled.items() if value is not None}, **params}
+
+
+def _check_values(params: dict[str, Any], prefix: str, issues: list[_Issue]) -> None:
+    def bad(key: str, expected: str) -> None:
+        issues.append((prefix + key, f"expected {expected}, got {_show(params[key])}"))
+
+    if "model" in params and not (isinstance(params["model"], str) and params["model"]):
+        bad("model", "a non-empty string")
+    if "max_tokens" in params and not _is_count(params["max_tokens"]):
+        bad("max_tokens", "an integer >= 0")
+    for key in ("temperature", "top_p"):
+        if key in params and not (_is_number(params[key]) and 0 <= params[key] <= 1):
+            bad(key, "a number from 0 to 1")
+    if "top_k" in params and not _is_count(params["top_k"]):
+        bad("top_k", "an integer >= 0")
+    if "system" in params and not isinstance(params["system"], str | list):
+        bad("system", "a string or a list of text blocks")
+    if "stop_sequences" in params:
+        _check_strings(params["stop_sequences"], prefix + "stop_sequences", issues, empty_ok=True)
+
+
+def _check_messages(messages: Any, field: str, issues: list[_Issue]) -> None:
+    if not isinstance(messages, list) or not messages:
+        issues.append((field, f"expected a non-empty list of messages, got {_show(messages)}"))
+        return
+    for index, message in enumerate(messages):
+        at = f"{field}[{index}]"
+        if not isinstance(message, dict):
+            issues.append((at, f"expected a JSON object, got {_show(message)}"))
+            continue
+        if "role" not in message:
+            issues.append((f"{at}.role", "missing"))
+        elif message["role"] not in ("user", "assistant"):
+            # A "system" turn is the most common mistake by people coming from other chat APIs.
+            hint = " (put it in the top-level 'system' instead)" if message["role"] == "system" else ""
+            issues.append(
+                (f"{at}.role", f"expected 'user' or 'assistant', got {_show(message['role'])}{hint}")
+            )
+        if "content" not in message:
+            issues.append((f"{at}.content", "missing"))
+        elif not isinstance(message["content"], str | list):
+            content = _show(message["content"])
+            issues.append((f"{at}.content", f"expected a string or a list of content blocks, got {content}"))
+
+
+def _betas(obj: dict[str, Any], defaults: Defaults, issues: list[_Issue]) -> tuple[str, ...] | None:
+    if "betas" not in obj:
+        return defaults.betas
+    betas = obj["betas"]
+    return tuple(betas) if _check_strings(betas, "betas", issues, empty_ok=False) else None
+
+
+def _check_strings(value: Any, field: str, issues: list[_Issue], *, empty_ok: bool) -> bool:
+    """Point at the exact bad item, since these lists are often long and typed by hand."""
+    if not isinstance(value, list):
+        issues.append((field, f"expected a list of strings, got {_show(value)}"))
+        return False
+    expected = "a string" if empty_ok else "a non-empty string"
+    ok = True
+    for index, item in enumerate(value):
+        if not (isinstance(item, str) and (empty_ok or item)):
+            issues.append((f"{field}[{index}]", f"expected {expected}, got {_show(item)}"))
+            ok = False
+    return ok
+
+
+def _is_count(value: Any) -> bool:
+    # bool is an int subclass, but `"max_tokens": true` is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    """Quote scalars but name containers, so a message says 'got -5' or 'got "10"' yet stays one line."""
+    if isinstance(value, dict | list) and value:
+        return "object" if isinstance(value, dict) else "array"
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= _SHOW_LIMIT else text[: _SHOW_LIMIT - 3] + "..."

@@ -1,0 +1,206 @@
+"""When the next request may start.
+
+Three things bound launches: the concurrency window (adaptive: halved when the service throttles,
+grown back one step per success, never above `--concurrency`), pauses that a `retry-after` imposes on
+everyone, and token buckets for requests, input tokens and output tokens per minute. The buckets are
+set from the user's `--rpm/--itpm/--otpm` and, unless those are given, learned from the
+`anthropic-ratelimit-*` headers, so launches are paced under the account's limits before a 429 happens.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import anyio
+
+
+class TokenBucket:
+    """Continuously refilled budget; it may go into debt (output tokens are only known afterwards)."""
+
+    __slots__ = ("_clock", "_stamp", "capacity", "rate", "tokens")
+
+    def __init__(self, per_minute: float, *, clock: Callable[[], float], burst_s: float = 60.0) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_s)
+        self.tokens = self.capacity
+        self._clock = clock
+        self._stamp = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def wait_time(self, amount: float) -> float:
+        self._refill()
+        # A request larger than the whole bucket could never fit: let it go once the bucket is full.
+        needed = min(amount, self.capacity) - self.tokens
+        return 0.0 if needed <= 0 else needed / self.rate
+
+    def take(self, amount: float) -> None:
+        self._refill()
+        self.tokens -= amount
+
+    def observe(self, limit: float, remaining: float) -> None:
+        """Trust the server's view when it says fewer remain than we think."""
+        self._refill()
+        self.rate = limit / 60.0
+        self.capacity = max(1.0, limit)
+        self.tokens = min(self.tokens, remaining)
+
+
+_HEADER_BUCKETS = ("requests", "input-tokens", "output-tokens")
+
+
+class LaunchController:
+    """Admission for items (at most `ceiling` alive) and for requests (window, pauses, rate buckets)."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        rpm: int | None = None,
+        itpm: int | None = None,
+        otpm: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ceiling = ceiling
+        self.window = float(ceiling)
+        self._threshold = float(ceiling)
+        self._clock = clock
+        self._alive = 0
+        self._in_flight = 0
+        self._paused_until = 0.0
+        self._last_decrease = -math.inf
+        self._changed = anyio.Event()
+        self._user_set = {
+            "requests": rpm is not None,
+            "input-tokens": itpm is not None,
+            "output-tokens": otpm is not None,
+        }
+        self._buckets: dict[str, TokenBucket] = {}
+        for name, limit in (("requests", rpm), ("input-tokens", itpm), ("output-tokens", otpm)):
+            if limit is not None:
+                # A user cap is a promise not to exceed it: allow only a few seconds' burst.
+                self._buckets[name] = TokenBucket(limit, clock=clock, burst_s=5.0)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _wait(self, timeout: float | None) -> None:
+        changed = self._changed
+        if timeout is None:
+            await changed.wait()
+        else:
+            with anyio.move_on_after(timeout):
+                await changed.wait()
+
+    async def admit(self) -> None:
+        """Wait until another item may be started; memory is bounded by `ceiling` live items."""
+        while self._alive >= self.ceiling:
+            await self._wait(None)
+        self._alive += 1
+
+    def finish(self) -> None:
+        self._alive -= 1
+        self._notify()
+
+    async def acquire(self, input_tokens: int, output_tokens: int) -> None:
+        """Wait until one more request may be sent now, then count it as in flight."""
+        while True:
+            if self._in_flight >= max(1, int(self.window)):
+                await self._wait(None)
+                continue
+            wait = self._paused_until - self._clock()
+            requests = self._buckets.get("requests")
+            if requests is not None:
+                wait = max(wait, requests.wait_time(1))
+            inputs = self._buckets.get("input-tokens")
+            if inputs is not None:
+                wait = max(wait, inputs.wait_time(input_tokens))
+            outputs = self._buckets.get("output-tokens")
+            if outputs is not None:
+                wait = max(wait, outputs.wait_time(output_tokens))
+            if wait > 0:
+                await self._wait(wait)
+                continue
+            break
+        self._in_flight += 1
+        if requests is not None:
+            requests.take(1)
+        if inputs is not None:
+            inputs.take(input_tokens)
+
+    def release(self, output_tokens: int = 0) -> None:
+        self._in_flight -= 1
+        outputs = self._buckets.get("output-tokens")
+        if outputs is not None and output_tokens:
+            outputs.take(output_tokens)
+        self._notify()
+
+    def on_success(self, headers: Mapping[str, str] | None) -> None:
+        # Slow start up to the level of the last decrease, then one more slot per window's worth of successes.
+        if self.window < self._threshold:
+            self.window = min(self.ceiling, self.window + 1)
+        else:
+            self.window = min(self.ceiling, self.window + 1 / self.window)
+        if headers is not None:
+            self.observe_headers(headers)
+        self._notify()
+
+    def on_throttle(self, retry_after: float | None, headers: Mapping[str, str] | None) -> None:
+        now = self._clock()
+        if retry_after:
+            self._paused_until = max(self._paused_until, now + retry_after)
+        # One decrease per burst of throttles: the responses to requests already in flight say nothing new.
+        if now - self._last_decrease > 1.0:
+            self._threshold = max(1.0, self.window / 2)
+            self.window = self._threshold
+            self._last_decrease = now
+        if headers is not None:
+            self.observe_headers(headers)
+        self._notify()
+
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        for name in _HEADER_BUCKETS:
+            if self._user_set[name]:
+                continue
+            limit = _number(headers.get(f"anthropic-ratelimit-{name}-limit"))
+            remaining = _number(headers.get(f"anthropic-ratelimit-{name}-remaining"))
+            if limit is None or remaining is None or limit <= 0:
+                continue
+            bucket = self._buckets.get(name)
+            if bucket is None:
+                bucket = self._buckets[name] = TokenBucket(limit, clock=self._clock)
+            bucket.observe(limit, remaining)
+            if remaining <= 0:
+                reset = _reset_in(headers.get(f"anthropic-ratelimit-{name}-reset"))
+                if reset:
+                    self._paused_until = max(self._paused_until, self._clock() + reset)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _reset_in(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, moment.timestamp() - time.time())

@@ -1,0 +1,237 @@
+"""USD cost of one Messages API call, from genai-prices or a user price file.
+
+genai-prices' own ``extract_usage`` + ``calc_price`` cost ~80 µs per call (extraction alone ~25 µs): too
+slow for a per-item hot path over hundreds of thousands of items. So per-model rates are resolved through
+genai-prices once and cached, and each call only splits the usage into Anthropic's billing buckets and
+multiplies with genai-prices' own ``calc_unit_price``, so tiers and Decimal arithmetic give the very same
+figure as ``calc_price``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import ModelPrice, TieredPrices, calc_unit_price
+
+__all__ = ["PriceFileError", "Pricer"]
+
+_log = logging.getLogger(__name__)
+
+_Price = Decimal | TieredPrices
+
+_MTOK = 1_000_000
+_KCOUNT = 1_000
+
+# Price-file field -> multiple of `input` used when the field is omitted (Anthropic's published multipliers).
+_DEFAULT_INPUT_MULTIPLIERS = {
+    "cache_write": Decimal("1.25"),
+    "cache_write_1h": Decimal("2"),
+    "cache_read": Decimal("0.1"),
+}
+_REQUIRED_FIELDS = ("input", "output")
+_ALLOWED_FIELDS = frozenset({*_REQUIRED_FIELDS, *_DEFAULT_INPUT_MULTIPLIERS, "web_search_per_1k"})
+_DEFAULT_WEB_SEARCH_PER_1K = Decimal(10)
+
+# genai-prices keys this module bills; a model priced by any other key is refused rather than under-charged.
+_GENAI_PRICE_KEYS = frozenset(
+    {
+        "input_mtok",
+        "output_mtok",
+        "cache_write_mtok",
+        "cache_write_1h_mtok",
+        "cache_read_mtok",
+        "web_searches_kcount",
+    }
+)
+
+
+class PriceFileError(ValueError):
+    """A --price-file that cannot be used; the message points at the file, model and field at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """Per-bucket prices: USD per million tokens, web searches USD per thousand."""
+
+    input: _Price
+    output: _Price
+    cache_write_5m: _Price
+    cache_write_1h: _Price
+    cache_read: _Price
+    web_search_per_1k: _Price
+    tiered: bool
+
+    def bill(self, usage: Mapping[str, Any]) -> Decimal:
+        """Bill like the API: input_tokens excludes cache reads/writes, which are separate counters."""
+        input_tokens = _count(usage, "input_tokens")
+        cache_write = _count(usage, "cache_creation_input_tokens")
+        cache_read = _count(usage, "cache_read_input_tokens")
+        split = usage.get("cache_creation")
+        cache_write_1h = 0
+        if isinstance(split, Mapping):
+            cache_write_1h = _count(split, "ephemeral_1h_input_tokens")
+            if usage.get("cache_creation_input_tokens") is None:
+                cache_write = _count(split, "ephemeral_5m_input_tokens") + cache_write_1h
+            elif cache_write_1h > cache_write:
+                raise ValueError(
+                    f"cache_creation.ephemeral_1h_input_tokens ({cache_write_1h}) exceeds "
+                    f"cache_creation_input_tokens ({cache_write})"
+                )
+        tool_use = usage.get("server_tool_use")
+        web_searches = _count(tool_use, "web_search_requests") if isinstance(tool_use, Mapping) else 0
+        # Tiers switch on the whole prompt, cached parts included, as genai-prices and Anthropic do.
+        prompt = input_tokens + cache_write + cache_read if self.tiered else 0
+        return (
+            calc_unit_price(self.input, input_tokens, prompt, _MTOK)
+            + calc_unit_price(self.cache_write_5m, cache_write - cache_write_1h, prompt, _MTOK)
+            + calc_unit_price(self.cache_write_1h, cache_write_1h, prompt, _MTOK)
+            + calc_unit_price(self.cache_read, cache_read, prompt, _MTOK)
+            + calc_unit_price(self.output, _count(usage, "output_tokens"), prompt, _MTOK)
+            + calc_unit_price(self.web_search_per_1k, web_searches, prompt, _KCOUNT)
+        )
+
+
+def _count(usage: Mapping[str, Any], key: str) -> int:
+    """A missing or null counter is 0: error lines carry partial usage; the API sends null for unused ones."""
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+class Pricer:
+    """Prices result lines; unknown models cost None (with one warning each), never a silent 0."""
+
+    def __init__(
+        self,
+        price_file: str | os.PathLike[str] | None = None,
+        *,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self._warn = warn or _log.warning
+        self._file_rates = _load_price_file(Path(price_file)) if price_file is not None else {}
+        self._genai_rates: dict[tuple[str, str | None], _Rates | None] = {}
+        self._warned: set[str] = set()
+
+    def cost(self, model: str, usage: Mapping[str, Any] | None) -> float | None:
+        """USD for one call, or None when there is no usage or no price for the model."""
+        if not isinstance(usage, Mapping):
+            return None
+        rates = self._file_rates.get(model)
+        if rates is None:
+            speed = usage.get("speed")
+            key = (model, speed if isinstance(speed, str) else None)
+            try:
+                rates = self._genai_rates[key]
+            except KeyError:
+                rates = self._genai_rates[key] = self._lookup(*key)
+            if rates is None:
+                return None
+        try:
+            return float(rates.bill(usage))
+        except ValueError as exc:
+            self._warn_once(model, f"cannot price usage for model {model!r} ({exc}): cost_usd is null")
+            return None
+
+    def _lookup(self, model: str, speed: str | None) -> _Rates | None:
+        try:
+            _, info = get_snapshot().find_provider_model(model, None, "anthropic", None)
+        except LookupError:
+            self._warn_once(
+                model, f"no price known for model {model!r}: cost_usd is null (give prices with --price-file)"
+            )
+            return None
+        # Anthropic reports fast mode as usage.speed; genai-prices selects those rates by this context.
+        prices = info.get_prices(datetime.now(tz=UTC), {"speed": speed} if speed else None)
+        try:
+            return _rates_from_genai(prices)
+        except ValueError as exc:
+            self._warn_once(
+                model, f"{exc} for model {model!r}: cost_usd is null (give prices with --price-file)"
+            )
+            return None
+
+    def _warn_once(self, model: str, message: str) -> None:
+        if model not in self._warned:
+            self._warned.add(model)
+            self._warn(message)
+
+
+def _rates_from_genai(prices: ModelPrice) -> _Rates:
+    """Map genai-prices keys to buckets; an unpriced bucket is billed at its parent unit's rate, as there."""
+    given: dict[str, _Price] = {k: v for k, v in vars(prices).items() if v is not None and k[0] != "_"}
+    if not {"input_mtok", "output_mtok"} <= given.keys() <= _GENAI_PRICE_KEYS:
+        raise ValueError(f"unsupported genai-prices price set {sorted(given)}")
+    input_price = given["input_mtok"]
+    cache_write = given.get("cache_write_mtok", input_price)
+    return _Rates(
+        input=input_price,
+        output=given["output_mtok"],
+        cache_write_5m=cache_write,
+        cache_write_1h=given.get("cache_write_1h_mtok", cache_write),
+        cache_read=given.get("cache_read_mtok", input_price),
+        web_search_per_1k=given.get("web_searches_kcount", Decimal(0)),
+        tiered=any(isinstance(price, TieredPrices) for price in given.values()),
+    )
+
+
+def _load_price_file(path: Path) -> dict[str, _Rates]:
+    """Read the file with Decimal floats so that prices stay exact, as in genai-prices' own data."""
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise PriceFileError(f"price file {str(path)!r}: unsupported extension (use .json or .toml)")
+    load = json.load if suffix == ".json" else tomllib.load
+    try:
+        with path.open("rb") as fh:
+            data = load(fh, parse_float=Decimal)
+    # JSONDecodeError, TOMLDecodeError and UnicodeDecodeError are all ValueErrors.
+    except (OSError, ValueError) as exc:
+        raise PriceFileError(f"price file {str(path)!r}: cannot read: {exc}") from exc
+    if isinstance(data, dict) and data.keys() == {"models"}:
+        data = data["models"]
+    if not isinstance(data, dict):
+        raise PriceFileError(f"price file {str(path)!r}: expected a map of model name -> prices")
+    return {model: _parse_entry(path, model, entry) for model, entry in data.items()}
+
+
+def _parse_entry(path: Path, model: str, entry: object) -> _Rates:
+    where = f"price file {str(path)!r}: model {model!r}"
+    if not isinstance(entry, dict):
+        raise PriceFileError(f"{where}: expected a table of prices, got {entry!r}")
+    unknown = sorted(entry.keys() - _ALLOWED_FIELDS)
+    if unknown:
+        allowed = ", ".join(sorted(_ALLOWED_FIELDS))
+        raise PriceFileError(f"{where}: field {unknown[0]!r}: unknown field (allowed: {allowed})")
+    for field in _REQUIRED_FIELDS:
+        if field not in entry:
+            raise PriceFileError(f"{where}: field {field!r}: required (USD per million tokens)")
+    values: dict[str, Decimal] = {}
+    for field, value in entry.items():
+        price = Decimal(value) if type(value) is int else value
+        if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
+            raise PriceFileError(f"{where}: field {field!r}: must be a number >= 0, got {value!r}")
+        values[field] = price
+    input_price = values["input"]
+    for field, multiplier in _DEFAULT_INPUT_MULTIPLIERS.items():
+        values.setdefault(field, input_price * multiplier)
+    return _Rates(
+        input=input_price,
+        output=values["output"],
+        cache_write_5m=values["cache_write"],
+        cache_write_1h=values["cache_write_1h"],
+        cache_read=values["cache_read"],
+        web_search_per_1k=values.get("web_search_per_1k", _DEFAULT_WEB_SEARCH_PER_1K),
+        tiered=False,
+    )

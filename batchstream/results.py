@@ -1,0 +1,209 @@
+"""The results file, which is also the checkpoint.
+
+Each finished item is one JSON line written with a single `write` on an O_APPEND descriptor, so a crash
+can at worst leave one half-written last line, which the next run drops. Lines reach the OS at once
+(no user-space buffer) and the disk at least every second (fsync), and at exit.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from .errors import OutputWriteError, UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    status: str
+    request_hash: str | None
+
+
+def iter_result_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, bytes]]:
+    """(line number, parsed object or None if not valid JSON, raw line) for every non-blank line."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                obj = None
+            yield number, obj if isinstance(obj, dict) else None, raw
+
+
+def load_checkpoint(path: Path) -> dict[str, Recorded]:
+    """What the results file already records, by id (the last line for an id wins).
+
+    A line that is not valid JSON is only forgiven as the file's last line (a crash leftover, dropped by
+    `repair_tail` before writing); anywhere else it means the file was edited or is not ours.
+    """
+    recorded: dict[str, Recorded] = {}
+    if not path.exists():
+        return recorded
+    bad: tuple[int, bytes] | None = None
+    for number, obj, raw in iter_result_lines(path):
+        if bad is not None:
+            raise UsageError(
+                f"{path}:{bad[0]}: not a valid result line; fix or remove it, or start over with --restart"
+            )
+        if obj is None or not isinstance(obj.get("id"), str) or not raw.endswith(b"\n"):
+            bad = (number, raw)
+            continue
+        recorded[obj["id"]] = Recorded(str(obj.get("status")), obj.get("request_hash"))
+    return recorded
+
+
+def repair_tail(path: Path) -> bool:
+    """Drop a half-written last line left by a crash; True if something was dropped."""
+    if not path.exists():
+        return False
+    with path.open("r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        keep = _complete_prefix(fh, size)
+        if keep == size:
+            return False
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return True
+
+
+def _complete_prefix(fh: Any, size: int) -> int:
+    """Length of the file up to the end of its last complete, parseable line."""
+    fh.seek(size - 1)
+    if fh.read(1) != b"\n":
+        return _after_last_newline(fh, size)
+    start = _after_last_newline(fh, size - 1)
+    fh.seek(start)
+    try:
+        orjson.loads(fh.read(size - start))
+    except orjson.JSONDecodeError:
+        return start
+    return size
+
+
+def _after_last_newline(fh: Any, end: int) -> int:
+    """Offset just past the last newline before `end` (0 if there is none), reading backwards in blocks."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - (1 << 16))
+        fh.seek(start)
+        found = fh.read(pos - start).rfind(b"\n")
+        if found != -1:
+            return start + found + 1
+        pos = start
+    return 0
+
+
+def drop_statuses(path: Path, statuses: set[str]) -> int:
+    """Rewrite the file without the lines whose status is in `statuses`, atomically; returns how many."""
+    tmp = path.with_name(path.name + ".tmp")
+    dropped = 0
+    with tmp.open("wb") as out:
+        for _number, obj, raw in iter_result_lines(path):
+            if obj is not None and obj.get("status") in statuses:
+                dropped += 1
+                continue
+            out.write(raw)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return dropped
+
+
+class OutputLock:
+    """An exclusive lock beside the results file, so two runs never append to the same file.
+
+    The lock lives in its own file (`OUTPUT.lock`) because the results file itself may be replaced
+    atomically (with --retry-errors), which would leave a lock on the old inode.
+    """
+
+    def __init__(self, output: Path) -> None:
+        self.path = output.with_name(output.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(
+                f"{self.path.with_suffix('')}: another batchstream run is writing this file "
+                f"(lock held on {self.path}); wait for it to finish or choose another --output"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class ResultWriter:
+    """Appends whole lines; fsyncs at most once a second in the background and on close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._dirty = False
+
+    def write(self, record: dict[str, Any]) -> None:
+        data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise OutputWriteError(_write_error_message(self.path, exc)) from None
+        self._dirty = True
+
+    def sync(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise OutputWriteError(_write_error_message(self.path, exc)) from None
+
+    async def sync_every(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            if self._dirty:
+                await anyio.to_thread.run_sync(self.sync)
+
+    def close(self) -> None:
+        if self._fd == -1:
+            return
+        try:
+            self.sync()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _write_error_message(path: Path, exc: OSError) -> str:
+    reason = {
+        errno.ENOSPC: "the disk is full",
+        errno.EIO: "an I/O error",
+        errno.EDQUOT: "the disk quota is exceeded",
+    }
+    what = reason.get(exc.errno or 0, exc.strerror or str(exc))
+    return (
+        f"{path}: cannot write results ({what}); the run stopped. Lines already written are kept; "
+        "free space and run the same command again to resume."
+    )

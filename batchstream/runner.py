@@ -1,0 +1,431 @@
+"""run_batch: the whole job, from an input file to a results file and a summary.
+
+Structure: validate everything first (nothing is sent and no file is touched on bad input), then stream
+the input a second time and launch one task per item still to do, never more than `concurrency` alive,
+so memory follows concurrency and not the size of the input. Each finished item is appended to the
+results file at once; that file is the checkpoint a later run resumes from.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from .errors import ExitCode, FatalAPIError, OutputWriteError, ResumeMismatchError, UsageError
+from .inputs import Defaults, Request, iter_requests
+from .limiter import LaunchController
+from .pricing import PriceFileError, Pricer
+from .progress import Progress, make_progress
+from .results import OutputLock, Recorded, ResultWriter, drop_statuses, load_checkpoint, repair_tail
+from .retry import Backoff, Failure, classify
+from .stream import StreamClient, StreamOutcome
+from .summary import RunStats, format_table, summarize_file, write_summary
+
+SIMULATOR_KEY = "sk-ant-simulated-key"
+
+
+@dataclass
+class RunConfig:
+    """Everything one run needs; the CLI fills it from its options, library users build it directly."""
+
+    input: Path
+    output: Path | None = None
+    summary: Path | None = None
+    defaults: Defaults = field(default_factory=Defaults)
+    concurrency: int = 16
+    api_key: str | None = None
+    base_url: str | None = None
+    simulate: bool = False
+    retry_errors: bool = False
+    restart: bool = False
+    price_file: Path | None = None
+    max_attempts: int = 8
+    backoff: Backoff = field(default_factory=Backoff)
+    stall_timeout: float = 60.0
+    timeout: float = 600.0
+    rpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
+    content: bool = True
+    quiet: bool = False
+    progress_interval: float = 10.0
+    handle_signals: bool = False
+    seed: int | None = None
+
+
+@dataclass
+class RunReport:
+    output: Path
+    summary: Path
+    total: int
+    already_done: int
+    ok: int = 0
+    errors: int = 0
+    interrupted: bool = False
+    summary_lines: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        total = next((line for line in self.summary_lines if line.get("kind") == "total"), {})
+        return ExitCode.ITEM_ERRORS if total.get("errors") else ExitCode.OK
+
+
+def default_output(input_path: Path) -> Path:
+    name = input_path.name
+    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+    return input_path.with_name(stem + ".results.jsonl")
+
+
+def default_summary(output: Path) -> Path:
+    name = output.name
+    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+    return output.with_name(stem + ".summary.jsonl")
+
+
+def run_batch(config: RunConfig, *, log: Callable[[str], None] | None = None) -> RunReport:
+    """Run a batch to completion (or interruption) and return what happened."""
+    return anyio.run(_Run(config, log or _log_stderr).run, backend="asyncio")
+
+
+def _log_stderr(message: str) -> None:
+    print(f"batchstream: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class _Plan:
+    total: int = 0
+    already_done: int = 0
+    recorded_errors: int = 0
+
+
+class _Run:
+    def __init__(self, config: RunConfig, log: Callable[[str], None]) -> None:
+        self.config = config
+        self.log = log
+        self.output = config.output or default_output(config.input)
+        self.summary_path = config.summary or default_summary(self.output)
+        self.api_key = self._api_key()
+        try:
+            self.pricer = Pricer(config.price_file, warn=lambda message: self.log(f"warning: {message}"))
+        except PriceFileError as exc:
+            raise UsageError(str(exc)) from None
+        self._stop_error: BaseException | None = None
+        self.interrupted = False
+        self._rng = random.Random(config.seed)
+
+    def _api_key(self) -> str:
+        key = self.config.api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if self.config.simulate:
+            return key or SIMULATOR_KEY
+        if not key:
+            raise UsageError(
+                "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) "
+                "or run against the built-in simulator with --simulate"
+            )
+        return key
+
+    # -- planning: validate, compare with the checkpoint, lock -------------------------------------------
+
+    def _plan(self, recorded: dict[str, Recorded]) -> _Plan:
+        plan = _Plan()
+        mismatched: list[str] = []
+        for request in iter_requests(self.config.input, self.config.defaults):
+            plan.total += 1
+            seen = recorded.get(request.id)
+            if seen is None:
+                continue
+            if seen.request_hash != request.request_hash:
+                mismatched.append(request.id)
+            elif seen.status == "ok" or not self.config.retry_errors:
+                plan.already_done += 1
+            if seen.status == "error":
+                plan.recorded_errors += 1
+        if mismatched:
+            shown = ", ".join(repr(item) for item in mismatched[:10])
+            more = f" and {len(mismatched) - 10} more" if len(mismatched) > 10 else ""
+            raise ResumeMismatchError(
+                f"{self.output}: {len(mismatched)} recorded item(s) no longer match their input line "
+                f"(prompt or parameters changed): {shown}{more}. Nothing was sent. To start over, add "
+                "--restart (the old results are kept as a .bak file); to keep them, write to another "
+                "file with -o."
+            )
+        return plan
+
+    def _prepare(self, stack: ExitStack) -> _Plan:
+        """Validate and plan without touching the output; then lock it and make it ready to append."""
+        while True:
+            before = _stat(self.output)
+            recorded = {} if self.config.restart else load_checkpoint(self.output)
+            plan = self._plan(recorded)
+            lock = OutputLock(self.output)
+            lock.acquire()
+            stack.callback(lock.release)
+            if _stat(self.output) == before:
+                break
+            # Another run finished writing between our read and our lock: plan again on what it wrote.
+            lock.release()
+            stack.pop_all()
+        if self.config.restart and self.output.exists():
+            backup = self.output.with_name(self.output.name + ".bak")
+            os.replace(self.output, backup)
+            self.log(f"--restart: previous results moved to {backup}")
+        if repair_tail(self.output):
+            self.log(
+                f"{self.output}: dropped a half-written last line (left by a crash); that item runs again"
+            )
+        if self.config.retry_errors and plan.recorded_errors:
+            dropped = drop_statuses(self.output, {"error"})
+            self.log(f"--retry-errors: {dropped} recorded error(s) will run again")
+        return plan
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    async def run(self) -> RunReport:
+        config = self.config
+        with ExitStack() as stack:
+            plan = self._prepare(stack)
+            report = RunReport(self.output, self.summary_path, plan.total, plan.already_done)
+            started = anyio.current_time()
+            progress = make_progress(
+                plan.total, plan.already_done, quiet=config.quiet, interval=config.progress_interval
+            )
+            self.writer = ResultWriter(self.output)
+            try:
+                if plan.already_done < plan.total:
+                    await self._run_items(progress, stack)
+            finally:
+                progress.close()
+                self.writer.close()
+            report.ok, report.errors = progress.ok, progress.errors
+            report.interrupted = self.interrupted
+            run = RunStats(
+                anyio.current_time() - started, progress.ok + progress.errors, progress.output_tokens
+            )
+            report.summary_lines = self._write_summary(run)
+        if self._stop_error is not None:
+            raise self._stop_error
+        return report
+
+    async def _run_items(self, progress: Progress, stack: ExitStack) -> None:
+        config = self.config
+        base_url = config.base_url
+        if config.simulate:
+            from .simulator import SimulatorThread
+
+            simulator = stack.enter_context(SimulatorThread())
+            base_url = simulator.base_url
+        self.progress = progress
+        self.controller = LaunchController(
+            config.concurrency, rpm=config.rpm, itpm=config.itpm, otpm=config.otpm
+        )
+        self.client = StreamClient(
+            api_key=self.api_key,
+            base_url=base_url,
+            max_connections=config.concurrency,
+            stall_timeout=config.stall_timeout,
+        )
+        try:
+            async with anyio.create_task_group() as outer:
+                self._outer = outer.cancel_scope
+                if config.handle_signals:
+                    outer.start_soon(self._watch_signals)
+                outer.start_soon(self.writer.sync_every, 1.0)
+                await self._dispatch()
+                outer.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.client.aclose()
+
+    async def _dispatch(self) -> None:
+        recorded = {} if self.config.restart else load_checkpoint(self.output)
+        async with anyio.create_task_group() as items:
+            for request in iter_requests(self.config.input, self.config.defaults):
+                seen = recorded.get(request.id)
+                if seen is not None and (seen.status == "ok" or not self.config.retry_errors):
+                    continue
+                await self.controller.admit()
+                items.start_soon(self._run_item, request)
+
+    def _stop(self, error: BaseException | None) -> None:
+        if error is not None and self._stop_error is None:
+            self._stop_error = error
+        self._outer.cancel()
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _signum in signals:
+                if self.interrupted:
+                    os._exit(ExitCode.INTERRUPTED)
+                self.interrupted = True
+                self.log(
+                    "interrupted: stopping (in-flight items run again on resume; Ctrl-C again to quit now)"
+                )
+                self._stop(None)
+
+    async def _run_item(self, request: Request) -> None:
+        try:
+            record = await self._attempts(request)
+            if record is None:
+                return
+            try:
+                self.writer.write(record)
+            except OutputWriteError as exc:
+                self._stop(exc)
+                return
+            usage = record.get("usage") or {}
+            self.progress.item_done(
+                record["status"] == "ok", usage.get("output_tokens") or 0, record["cost_usd"]
+            )
+        finally:
+            self.controller.finish()
+
+    async def _attempts(self, request: Request) -> dict[str, Any] | None:
+        config = self.config
+        controller = self.controller
+        input_estimate = _estimate_input_tokens(request.params)
+        max_tokens = int(request.params.get("max_tokens") or 0)
+        retries: dict[str, int] = {}
+        attempt = 0
+        while True:
+            attempt += 1
+            await controller.acquire(input_estimate, max_tokens)
+            outcome: StreamOutcome | None = None
+            try:
+                with anyio.move_on_after(config.timeout) as deadline:
+                    outcome = await self.client.stream(request)
+            except Exception as exc:
+                controller.release()
+                failure = classify(exc, secret=self.api_key)
+            else:
+                if outcome is not None:
+                    usage = outcome.message.get("usage") or {}
+                    controller.release(usage.get("output_tokens") or 0)
+                    controller.on_success(outcome.headers)
+                    return self._ok_record(request, outcome, attempt, retries)
+                controller.release()
+                failure = Failure(
+                    "timeout", True, False, None, "timeout", f"no reply within --timeout {config.timeout:g}s"
+                )
+                assert deadline.cancelled_caught
+            if failure.fatal:
+                self._stop(_fatal_error(failure, self.output))
+                return None
+            if failure.throttled:
+                controller.on_throttle(failure.retry_after, failure.headers)
+            if not failure.retryable or attempt >= config.max_attempts:
+                return self._error_record(request, failure, attempt, retries)
+            retries[failure.cause] = retries.get(failure.cause, 0) + 1
+            await anyio.sleep(config.backoff.delay(attempt, failure.retry_after, self._rng))
+
+    def _ok_record(
+        self, request: Request, outcome: StreamOutcome, attempts: int, retries: dict[str, int]
+    ) -> dict[str, Any]:
+        message = outcome.message
+        model = message.get("model") or request.params.get("model")
+        usage = message.get("usage")
+        content = message.get("content") or []
+        record: dict[str, Any] = {
+            "id": request.id,
+            "status": "ok",
+            "text": "".join(block.get("text", "") for block in content if block.get("type") == "text"),
+            "stop_reason": message.get("stop_reason"),
+            "stop_sequence": message.get("stop_sequence"),
+            "model": model,
+            "usage": usage,
+            "cost_usd": self.pricer.cost(model, usage),
+            "latency_s": round(outcome.latency_s, 4),
+            "ttft_s": None if outcome.ttft_s is None else round(outcome.ttft_s, 4),
+            "attempts": attempts,
+            "retries": retries,
+            "request_id": outcome.request_id,
+            "error": None,
+        }
+        thinking = [block.get("thinking", "") for block in content if block.get("type") == "thinking"]
+        if thinking:
+            record["thinking"] = "".join(thinking)
+        tool_calls = [
+            {"id": block.get("id"), "name": block.get("name"), "input": block.get("input")}
+            for block in content
+            if block.get("type") == "tool_use"
+        ]
+        if tool_calls:
+            record["tool_calls"] = tool_calls
+        if self.config.content:
+            record["content"] = content
+        return self._finish_record(request, record)
+
+    def _error_record(
+        self, request: Request, failure: Failure, attempts: int, retries: dict[str, int]
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "id": request.id,
+            "status": "error",
+            "text": None,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "model": request.params.get("model"),
+            "usage": None,
+            "cost_usd": None,
+            "latency_s": None,
+            "ttft_s": None,
+            "attempts": attempts,
+            "retries": retries,
+            "request_id": failure.request_id,
+            "error": failure.as_record(),
+        }
+        return self._finish_record(request, record)
+
+    @staticmethod
+    def _finish_record(request: Request, record: dict[str, Any]) -> dict[str, Any]:
+        record["request_hash"] = request.request_hash
+        if request.has_meta:
+            record["meta"] = request.meta
+        return record
+
+    def _write_summary(self, run: RunStats) -> list[dict[str, Any]]:
+        lines = summarize_file(self.output).lines(run=run) if self.output.exists() else []
+        write_summary(self.summary_path, lines)
+        if not self.config.quiet and lines:
+            print(format_table(lines), file=sys.stderr, flush=True)
+        return lines
+
+
+def _fatal_error(failure: Failure, output: Path) -> FatalAPIError:
+    what = {
+        "authentication": "the API rejected the API key",
+        "permission": "the API key is not allowed to do this",
+        "billing": "the account cannot pay for more requests",
+    }[failure.cause]
+    return FatalAPIError(
+        f"{what} (HTTP {failure.status} {failure.type}: {failure.message}). Every remaining item would fail "
+        f"the same way, so the run stopped. Results already written to {output} are kept; fix the cause "
+        "and run the same command again to resume."
+    )
+
+
+def _estimate_input_tokens(params: dict[str, Any]) -> int:
+    """A cheap upper-side guess for rate pacing (about four bytes of JSON per token)."""
+    size = len(orjson.dumps(params.get("messages"))) + len(orjson.dumps(params.get("system")))
+    if "tools" in params:
+        size += len(orjson.dumps(params["tools"]))
+    return size // 4 + 8
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_size, info.st_mtime_ns

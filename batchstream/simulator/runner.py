@@ -1,0 +1,145 @@
+"""Running the simulator: in a daemon thread for tests and benchmarks, or in the foreground for the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .config import SimulatorConfig
+from .server import Simulator
+
+T = TypeVar("T")
+
+# How long in-flight responses get to finish when the server stops before they are cancelled; kept short
+# because a simulator's open streams are disposable and a stop must not hold up a test run.
+SHUTDOWN_GRACE_S = 0.25
+
+# Benchmarks open thousands of connections at once; the default backlog of 128 would refuse some of them.
+_BACKLOG = 4096
+
+
+async def _start(simulator: Simulator) -> tuple[web.AppRunner, str]:
+    config = simulator.config
+    runner = web.AppRunner(
+        simulator.make_app(),
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, backlog=_BACKLOG, reuse_address=True)
+    await site.start()
+    port = runner.addresses[0][1]
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return runner, f"http://{host}:{port}"
+
+
+class SimulatorThread:
+    """The simulator on its own event loop in a daemon thread, so synchronous test code can drive it."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self.base_url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._simulator: Simulator | None = None
+
+    def __enter__(self) -> SimulatorThread:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("simulator already started")
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=self._run_loop, args=(loop,), name="batchstream-simulator", daemon=True
+        )
+        thread.start()
+        self._loop, self._thread = loop, thread
+        simulator = Simulator(self.config)
+        try:
+            self._runner, self.base_url = asyncio.run_coroutine_threadsafe(_start(simulator), loop).result()
+        except BaseException:
+            self._halt_loop()
+            raise
+        self._simulator = simulator
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result()
+            self._runner = None
+        self._halt_loop()
+
+    def stats(self) -> dict[str, Any]:
+        return self._on_loop(lambda simulator: simulator.stats.snapshot())
+
+    def reset(self) -> None:
+        self._on_loop(lambda simulator: simulator.reset())
+
+    def _on_loop(self, fn: Callable[[Simulator], T]) -> T:
+        """Run `fn` on the server's loop: the state it touches belongs to that thread."""
+        simulator, loop = self._simulator, self._loop
+        if simulator is None or loop is None:
+            raise RuntimeError("simulator not started")
+
+        async def call() -> T:
+            return fn(simulator)
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    def _halt_loop(self) -> None:
+        assert self._loop is not None and self._thread is not None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop = self._thread = self._simulator = None
+
+
+def serve(config: SimulatorConfig) -> None:
+    """Run in the foreground until SIGINT or SIGTERM; announces its URL on stdout for a parent process."""
+    asyncio.run(_serve(config))
+
+
+async def _serve(config: SimulatorConfig) -> None:
+    runner, url = await _start(Simulator(config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Not available off the main thread or on Windows; Ctrl-C then still arrives as KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+    print(f"batchstream simulator listening on {url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()

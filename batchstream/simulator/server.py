@@ -1,0 +1,322 @@
+"""The aiohttp application: routes, the request pipeline, and the fault behaviours on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .config import SimulatorConfig
+from .directives import DirectiveError, parse_directives
+from .faults import MID_STREAM_FAULTS, STATUS_FAULTS, Fault, decide_fault
+from .ratelimit import Admission, RequestLimiter, rate_limit_headers
+from .replies import Reply, build_reply, estimate_input_tokens, request_key
+from .stats import RequestLog, Stats
+from .validation import validate_count_tokens_body, validate_messages_body
+from .wire import (
+    CONTENT_BLOCK_START,
+    CONTENT_BLOCK_STOP,
+    DEFAULT_ERROR_MESSAGES,
+    DELTA_HEAD,
+    DELTA_TAIL,
+    ERROR_EVENT,
+    JSON_CONTENT_TYPE,
+    MESSAGE_STOP,
+    PING,
+    SSE_HEADERS,
+    error_body,
+    message_delta_event,
+    message_object,
+    message_start_event,
+    new_id,
+    retry_after,
+    usage,
+)
+
+# The service's own ceiling on a Messages request body.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class Rejection(Exception):
+    """Ends a request with an API error response; raised anywhere in the pipeline."""
+
+    def __init__(self, status: int, message: str, outcome: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.outcome = outcome
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What one request turned into, for stats and the request log."""
+
+    request_id: str
+    admission: Admission | None = None
+    key: str | None = None
+    attempt: int | None = None
+    model: str | None = None
+    # Stays "client_closed" unless the pipeline reaches a verdict, which is what an early disconnect means.
+    outcome: str = "client_closed"
+    status: int | None = None
+    output_tokens: int = 0
+
+
+Pipeline = Callable[[web.Request, Exchange], Awaitable[web.StreamResponse]]
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.stats = Stats()
+        self.limiter = RequestLimiter(config.rpm)
+        self.log = RequestLog(config.log_path)
+
+    def reset(self) -> None:
+        self.stats = Stats()
+        self.limiter.reset()
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_post("/v1/messages", self._api(self._messages))
+        app.router.add_post("/v1/messages/count_tokens", self._api(self._count_tokens))
+        app.router.add_get("/_sim/stats", self._stats)
+        app.router.add_post("/_sim/reset", self._reset)
+        app.router.add_route("*", "/{path:.*}", self._api(self._not_found))
+        app.on_cleanup.append(self._close_log)
+        return app
+
+    async def _close_log(self, _app: web.Application) -> None:
+        self.log.close()
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.stats.snapshot()), content_type=JSON_CONTENT_TYPE)
+
+    async def _reset(self, _request: web.Request) -> web.Response:
+        self.reset()
+        return web.Response(body=b"{}", content_type=JSON_CONTENT_TYPE)
+
+    def _api(self, pipeline: Pipeline) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            exchange = Exchange(request_id=new_id("req_"))
+            self.stats.requests += 1
+            try:
+                return await pipeline(request, exchange)
+            except Rejection as rejection:
+                exchange.outcome = rejection.outcome
+                return self._error(exchange, rejection)
+            finally:
+                self._record(exchange)
+
+        return handler
+
+    def _record(self, exchange: Exchange) -> None:
+        if exchange.status is not None:
+            self.stats.by_status[exchange.status] += 1
+        self.log.write(
+            exchange.key,
+            exchange.attempt,
+            exchange.outcome,
+            exchange.status,
+            exchange.model,
+            exchange.output_tokens,
+        )
+
+    def _headers(self, exchange: Exchange) -> dict[str, str]:
+        admission = exchange.admission or self.limiter.peek()
+        return {"request-id": exchange.request_id, **rate_limit_headers(admission)}
+
+    def _error(self, exchange: Exchange, rejection: Rejection) -> web.Response:
+        headers = self._headers(exchange)
+        if rejection.retry_after_s is not None:
+            headers["retry-after"] = retry_after(rejection.retry_after_s)
+        exchange.status = rejection.status
+        return web.Response(
+            status=rejection.status,
+            body=error_body(rejection.status, rejection.message, exchange.request_id),
+            content_type=JSON_CONTENT_TYPE,
+            headers=headers,
+        )
+
+    async def _not_found(self, _request: web.Request, _exchange: Exchange) -> web.StreamResponse:
+        raise Rejection(404, "Not found", "not_found")
+
+    async def _read_body(self, request: web.Request, validate: Callable[[Any], str | None]) -> dict[str, Any]:
+        """Auth, version header, JSON and schema, in the order the service checks them."""
+        self._authenticate(request)
+        if "anthropic-version" not in request.headers:
+            raise Rejection(400, "anthropic-version: header is required", "invalid_request")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise Rejection(413, DEFAULT_ERROR_MESSAGES[413], "request_too_large") from None
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Rejection(400, f"The request body is not valid JSON: {exc}", "invalid_request") from None
+        problem = validate(body)
+        if problem:
+            raise Rejection(400, problem, "invalid_request")
+        return body
+
+    def _authenticate(self, request: web.Request) -> None:
+        key = request.headers.get("x-api-key")
+        if key is None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            key = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        if key is None:
+            raise Rejection(401, "x-api-key header is required", "unauthorized")
+        expected = self.config.api_key
+        if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
+            raise Rejection(401, "invalid x-api-key", "unauthorized")
+
+    async def _count_tokens(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
+        body = await self._read_body(request, validate_count_tokens_body)
+        exchange.model = body["model"]
+        exchange.outcome = "ok"
+        exchange.status = 200
+        return web.Response(
+            body=orjson.dumps({"input_tokens": estimate_input_tokens(body)}),
+            content_type=JSON_CONTENT_TYPE,
+            headers=self._headers(exchange),
+        )
+
+    async def _messages(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
+        config = self.config
+        body = await self._read_body(request, validate_messages_body)
+        exchange.model = body["model"]
+        exchange.admission = self.limiter.admit()
+        if not exchange.admission.allowed:
+            self.stats.rate_limited += 1
+            message = (
+                f"This request would exceed your organization's rate limit of {config.rpm} requests/minute."
+            )
+            raise Rejection(429, message, "rate_limited", exchange.admission.wait_s)
+        exchange.key = request_key(body)
+        try:
+            directives = parse_directives(body)
+        except DirectiveError as exc:
+            raise Rejection(400, str(exc), "invalid_request") from None
+        exchange.attempt = self.stats.next_attempt(exchange.key)
+        if directives.status is not None:
+            self.stats.faults[str(directives.status)] += 1
+            self._fail_with_status(directives.status, str(directives.status))
+        fault = decide_fault(config, exchange.key, exchange.attempt, directives.fail)
+        if fault is not None:
+            self.stats.faults[fault.kind] += 1
+            exchange.outcome = fault.kind
+            if fault.kind in STATUS_FAULTS:
+                self._fail_with_status(STATUS_FAULTS[fault.kind], fault.kind)
+            if fault.kind == "stall":
+                return await self._stall(request)
+        reply = build_reply(body, exchange.key, config.reply_tokens, directives.tokens)
+        if config.ttft_s:
+            await asyncio.sleep(config.ttft_s)
+        if body.get("stream"):
+            return await self._stream(request, exchange, reply, fault)
+        return await self._message(request, exchange, reply, fault)
+
+    def _fail_with_status(self, status: int, outcome: str) -> None:
+        wait = self.config.retry_after_s if status in (429, 529) else None
+        raise Rejection(status, DEFAULT_ERROR_MESSAGES[status], outcome, wait)
+
+    async def _stall(self, request: web.Request) -> web.StreamResponse:
+        """Say nothing for `stall_s`, then hang up: the failure only a client-side timeout can catch."""
+        await asyncio.sleep(self.config.stall_s)
+        return _hang_up(request, web.StreamResponse())
+
+    async def _message(
+        self, request: web.Request, exchange: Exchange, reply: Reply, fault: Fault | None
+    ) -> web.StreamResponse:
+        body = orjson.dumps(
+            message_object(
+                new_id("msg_"),
+                exchange.model or "",
+                reply.text,
+                reply.stop_reason,
+                reply.stop_sequence,
+                usage(reply.input_tokens, reply.output_tokens),
+            )
+        )
+        if fault is not None and fault.kind == "error_event":
+            # A non-streaming request has no events to carry a mid-response error; it surfaces as a 529.
+            self._fail_with_status(529, fault.kind)
+        response = web.StreamResponse(headers=self._headers(exchange))
+        response.content_type = JSON_CONTENT_TYPE
+        if fault is None:
+            response.content_length = len(body)
+        await response.prepare(request)
+        exchange.status = 200
+        if fault is not None:
+            await response.write(body[: len(body) // 2])
+            if fault.kind == "drop":
+                return _hang_up(request, response)
+            await response.write_eof()
+            return response
+        await response.write_eof(body)
+        exchange.output_tokens = reply.output_tokens
+        exchange.outcome = "ok"
+        self.stats.complete(exchange.key or "")
+        return response
+
+    async def _stream(
+        self, request: web.Request, exchange: Exchange, reply: Reply, fault: Fault | None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**SSE_HEADERS, **self._headers(exchange)})
+        await response.prepare(request)
+        exchange.status = 200
+        write = response.write
+        await write(message_start_event(new_id("msg_"), exchange.model or "", reply.input_tokens))
+        await write(CONTENT_BLOCK_START)
+        await write(PING)
+        tokens = reply.tokens
+        if fault is not None and fault.kind in MID_STREAM_FAULTS:
+            tokens = tokens[: fault.cut(len(tokens))]
+        await self._write_deltas(write, tokens, exchange)
+        if fault is not None:
+            if fault.kind == "drop":
+                return _hang_up(request, response)
+            if fault.kind == "error_event":
+                await write(ERROR_EVENT)
+            await response.write_eof()
+            return response
+        await write(CONTENT_BLOCK_STOP)
+        await write(message_delta_event(reply.stop_reason, reply.stop_sequence, reply.output_tokens))
+        await write(MESSAGE_STOP)
+        await response.write_eof()
+        exchange.outcome = "ok"
+        self.stats.complete(exchange.key or "")
+        return response
+
+    async def _write_deltas(
+        self, write: Callable[[bytes], Awaitable[None]], tokens: tuple[str, ...], exchange: Exchange
+    ) -> None:
+        dumps = orjson.dumps
+        if not self.config.tokens_per_s:
+            for token in tokens:
+                await write(DELTA_HEAD + dumps(token) + DELTA_TAIL)
+                exchange.output_tokens += 1
+            return
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.config.tokens_per_s
+        start = loop.time()
+        for i, token in enumerate(tokens):
+            delay = start + i * interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await write(DELTA_HEAD + dumps(token) + DELTA_TAIL)
+            exchange.output_tokens += 1
+
+
+def _hang_up(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Abort the TCP connection so the client sees a broken read, not a well-formed end of body."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return response

@@ -1,0 +1,75 @@
+"""What the simulator saw, kept so tests and benchmarks can check a client's behaviour from the server side.
+
+All mutation happens on the server's event loop; other threads read through `SimulatorThread.stats()`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import IO, Any
+
+import orjson
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.completed = 0
+        self.rate_limited = 0
+        self.by_status: Counter[int] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.attempts_per_key: Counter[str] = Counter()
+        self.completions_per_key: Counter[str] = Counter()
+
+    def next_attempt(self, key: str) -> int:
+        self.attempts_per_key[key] += 1
+        return self.attempts_per_key[key]
+
+    def complete(self, key: str) -> None:
+        self.completed += 1
+        self.completions_per_key[key] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "completed": self.completed,
+            "rate_limited": self.rate_limited,
+            "by_status": {str(status): n for status, n in sorted(self.by_status.items())},
+            "faults": dict(sorted(self.faults.items())),
+            "completions_per_key": dict(self.completions_per_key),
+            "max_completions_per_key": max(self.completions_per_key.values(), default=0),
+            "attempts_per_key": dict(self.attempts_per_key),
+        }
+
+
+class RequestLog:
+    """One JSON line per request, written unbuffered so a killed simulator still leaves a complete record."""
+
+    def __init__(self, path: str | None) -> None:
+        self._file: IO[bytes] | None = open(path, "ab", buffering=0) if path else None  # noqa: SIM115
+
+    def write(
+        self,
+        key: str | None,
+        attempt: int | None,
+        outcome: str,
+        status: int | None,
+        model: str | None,
+        output_tokens: int,
+    ) -> None:
+        if self._file is None:
+            return
+        line = {
+            "key": key,
+            "attempt": attempt,
+            "outcome": outcome,
+            "status": status,
+            "model": model,
+            "output_tokens": output_tokens,
+        }
+        self._file.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

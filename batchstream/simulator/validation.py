@@ -1,0 +1,145 @@
+"""Request-body checks worded like the service's 400s ("FIELD: problem"), so clients meet real rejections.
+
+Each check returns the first problem found, or None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_COMMON_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "mcp_servers",
+        "context_management",
+        "output_config",
+        "output_format",
+        "cache_control",
+        "speed",
+    }
+)
+MESSAGES_FIELDS = _COMMON_FIELDS | {
+    "max_tokens",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "service_tier",
+    "container",
+    "inference_geo",
+    "diagnostics",
+}
+COUNT_TOKENS_FIELDS = _COMMON_FIELDS
+
+_ROLES = ("user", "assistant")
+
+
+def validate_messages_body(body: Any) -> str | None:
+    return _validate(body, MESSAGES_FIELDS, ("model", "max_tokens", "messages")) or _check_sampling(body)
+
+
+def validate_count_tokens_body(body: Any) -> str | None:
+    return _validate(body, COUNT_TOKENS_FIELDS, ("model", "messages"))
+
+
+def _validate(body: Any, allowed: frozenset[str], required: tuple[str, ...]) -> str | None:
+    if not isinstance(body, dict):
+        return "Input should be a valid dictionary or object to extract fields from"
+    for name in required:
+        if name not in body:
+            return f"{name}: Field required"
+    for name in body:
+        if name not in allowed:
+            return f"{name}: Extra inputs are not permitted"
+    model = body["model"]
+    if not isinstance(model, str):
+        return "model: Input should be a valid string"
+    if not model:
+        return "model: String should have at least 1 character"
+    return _check_messages(body["messages"]) or _check_system(body.get("system"))
+
+
+def _check_messages(messages: Any) -> str | None:
+    if not isinstance(messages, list):
+        return "messages: Input should be a valid list"
+    if not messages:
+        return "messages: at least one message is required"
+    for i, message in enumerate(messages):
+        where = f"messages.{i}"
+        if not isinstance(message, dict):
+            return f"{where}: Input should be a valid dictionary or object to extract fields from"
+        if "role" not in message:
+            return f"{where}.role: Field required"
+        if message["role"] not in _ROLES:
+            return f"{where}.role: Input should be 'user' or 'assistant'"
+        if "content" not in message:
+            return f"{where}.content: Field required"
+        problem = _check_content(message["content"], f"{where}.content")
+        if problem:
+            return problem
+    return None
+
+
+def _check_content(content: Any, where: str) -> str | None:
+    if isinstance(content, str):
+        return None
+    if not isinstance(content, list):
+        return f"{where}: Input should be a valid string or a valid list"
+    for i, block in enumerate(content):
+        if not isinstance(block, dict):
+            return f"{where}.{i}: Input should be a valid dictionary or object to extract fields from"
+        if not isinstance(block.get("type"), str):
+            return f"{where}.{i}.type: Field required"
+        if block["type"] == "text" and not isinstance(block.get("text"), str):
+            return f"{where}.{i}.text: Input should be a valid string"
+    return None
+
+
+def _check_system(system: Any) -> str | None:
+    if system is None or isinstance(system, str):
+        return None
+    return _check_content(system, "system")
+
+
+def _check_sampling(body: dict[str, Any]) -> str | None:
+    max_tokens = body["max_tokens"]
+    if not _is_int(max_tokens):
+        return "max_tokens: Input should be a valid integer"
+    if max_tokens < 0:
+        return "max_tokens: Input should be greater than or equal to 0"
+    for name in ("temperature", "top_p"):
+        if name in body:
+            value = body[name]
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return f"{name}: Input should be a valid number"
+            if value < 0:
+                return f"{name}: Input should be greater than or equal to 0"
+            if value > 1:
+                return f"{name}: Input should be less than or equal to 1"
+    if "top_k" in body and not _is_int(body["top_k"]):
+        return "top_k: Input should be a valid integer"
+    if "stream" in body and not isinstance(body["stream"], bool):
+        return "stream: Input should be a valid boolean"
+    return _check_stop_sequences(body.get("stop_sequences"))
+
+
+def _check_stop_sequences(stop_sequences: Any) -> str | None:
+    if stop_sequences is None:
+        return None
+    if not isinstance(stop_sequences, list):
+        return "stop_sequences: Input should be a valid list"
+    for i, sequence in enumerate(stop_sequences):
+        if not isinstance(sequence, str):
+            return f"stop_sequences.{i}: Input should be a valid string"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,293 @@
+"""Cost and throughput summary of a results file, as JSONL lines and as a short table for stderr.
+
+The summary covers the whole results file (which may span resumed runs), while rates such as items/s describe
+only the current invocation, so they come in separately as RunStats.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from array import array
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeGuard
+
+import orjson
+
+__all__ = ["RunStats", "SummaryBuilder", "format_table", "summarize_file", "write_summary"]
+
+_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+_COST_PLACES = Decimal("1e-9")  # rounding the summed costs to 9 decimals removes float noise
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """This invocation only: the results file may also hold items from earlier, resumed runs."""
+
+    wall_time_s: float
+    items: int
+    output_tokens: int
+
+
+@dataclass(slots=True)
+class _ModelCounts:
+    """Running sums for one model; constant size, whatever the number of items."""
+
+    items: int = 0
+    ok: int = 0
+    errors: int = 0
+    priced: int = 0
+    unpriced: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TOKEN_FIELDS, 0))
+    cost: Decimal = Decimal(0)  # exact sum of the float costs, so the total does not depend on item order
+
+    def absorb(self, other: _ModelCounts) -> None:
+        self.items += other.items
+        self.ok += other.ok
+        self.errors += other.errors
+        self.priced += other.priced
+        self.unpriced += other.unpriced
+        for name in _TOKEN_FIELDS:
+            self.tokens[name] += other.tokens[name]
+        self.cost += other.cost
+
+    def as_fields(self) -> dict[str, Any]:
+        # Null only when nothing was priceable but something was billed: 0.0 would read as "free".
+        cost = None if self.priced == 0 and self.unpriced else float(self.cost.quantize(_COST_PLACES))
+        return {
+            "items": self.items,
+            "ok": self.ok,
+            "errors": self.errors,
+            **self.tokens,
+            "cost_usd": cost,
+            "unpriced_items": self.unpriced,
+        }
+
+
+class SummaryBuilder:
+    """Accumulates result lines; memory grows only by two floats per ok item (for the percentiles)."""
+
+    def __init__(self) -> None:
+        self._models: dict[str | None, _ModelCounts] = {}
+        self._latencies = array("d")
+        self._ttfts = array("d")
+        self._attempts = 0
+        self._retries: Counter[str] = Counter()
+        self._errors_by_type: Counter[str] = Counter()
+
+    def add(self, result: Mapping[str, Any]) -> None:
+        """Count one result line."""
+        model = result.get("model")
+        counts = self._models.get(model)
+        if counts is None:
+            counts = self._models[model] = _ModelCounts()
+        counts.items += 1
+        ok = result.get("status") == "ok"
+        if ok:
+            counts.ok += 1
+            _append_number(self._latencies, result.get("latency_s"))
+            _append_number(self._ttfts, result.get("ttft_s"))
+        else:
+            counts.errors += 1
+            error = result.get("error")
+            error_type = error.get("type") if isinstance(error, Mapping) else None
+            self._errors_by_type[error_type if isinstance(error_type, str) else "unknown"] += 1
+        usage = result.get("usage")
+        if isinstance(usage, Mapping):
+            for name in _TOKEN_FIELDS:
+                counts.tokens[name] += _int(usage.get(name))
+        cost = result.get("cost_usd")
+        if _is_number(cost):
+            counts.priced += 1
+            counts.cost += Decimal(repr(cost))
+        elif isinstance(usage, Mapping):
+            counts.unpriced += 1
+        self._attempts += _int(result.get("attempts"))
+        retries = result.get("retries")
+        if isinstance(retries, Mapping):
+            for cause, n in retries.items():
+                self._retries[str(cause)] += _int(n)
+
+    def lines(
+        self, *, run: RunStats | None = None, extra: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """One line per model (sorted by model, a missing model last), then the total line."""
+        total = _ModelCounts()
+        out: list[dict[str, Any]] = []
+        for model in sorted(self._models, key=lambda m: (m is None, m or "")):
+            counts = self._models[model]
+            total.absorb(counts)
+            out.append({"kind": "model", "model": model, **counts.as_fields()})
+        latencies = sorted(self._latencies)
+        ttfts = sorted(self._ttfts)
+        wall = run.wall_time_s if run is not None else None
+        total_line: dict[str, Any] = {
+            "kind": "total",
+            **total.as_fields(),
+            "wall_time_s": wall,
+            "items_per_s": run.items / wall if run is not None and wall else None,
+            "output_tokens_per_s": run.output_tokens / wall if run is not None and wall else None,
+            "latency_p50_s": _percentile(latencies, 0.50),
+            "latency_p95_s": _percentile(latencies, 0.95),
+            "ttft_p50_s": _percentile(ttfts, 0.50),
+            "ttft_p95_s": _percentile(ttfts, 0.95),
+            "attempts": self._attempts,
+            "retries": dict(sorted(self._retries.items())),
+            "errors_by_type": dict(sorted(self._errors_by_type.items())),
+        }
+        if extra:
+            clash = total_line.keys() & extra.keys()
+            if clash:
+                raise ValueError(f"extra summary fields would overwrite computed ones: {sorted(clash)}")
+            total_line.update(extra)
+        out.append(total_line)
+        return out
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int(value: object) -> int:
+    """Malformed counters count as 0 rather than failing a summary at the end of a long run."""
+    return value if type(value) is int else 0
+
+
+def _append_number(values: array[float], value: object) -> None:
+    if _is_number(value):
+        values.append(float(value))
+
+
+def _percentile(sorted_values: list[float], q: float) -> float | None:
+    """numpy's default "linear" method, lerp form included, so figures match numpy.percentile exactly."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    t = position - low
+    a, b = sorted_values[low], sorted_values[high]
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
+def _iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record); a bad line is tolerated only last, where a crash mid-write leaves one."""
+    bad: tuple[int, str] | None = None
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            if bad is not None:
+                raise ValueError(f"{path}:{bad[0]}: {bad[1]}")
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                bad = (lineno, f"not valid JSON ({exc})")
+                continue
+            if not isinstance(record, dict):
+                bad = (lineno, "not a JSON object")
+                continue
+            yield lineno, record
+
+
+def summarize_file(path: str | os.PathLike[str]) -> SummaryBuilder:
+    """Summarize a results file; when an id was retried on several lines (resumed runs), the last line counts.
+
+    Two streaming passes (ids, then records) keep memory to one entry per id instead of one record per id.
+    """
+    path = Path(path)
+    last_line: dict[object, int] = {}
+    for lineno, record in _iter_records(path):
+        item_id = record.get("id")
+        if isinstance(item_id, str | int):
+            last_line[item_id] = lineno
+    builder = SummaryBuilder()
+    for lineno, record in _iter_records(path):
+        item_id = record.get("id")
+        if not isinstance(item_id, str | int) or last_line[item_id] == lineno:
+            builder.add(record)
+    return builder
+
+
+def write_summary(path: str | os.PathLike[str], lines: list[dict[str, Any]]) -> None:
+    """Replace the summary atomically, so a reader or a crash never sees a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 honours the umask, unlike mkstemp's fixed 0o600.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable where directories can be fsynced
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def format_table(lines: list[dict[str, Any]]) -> str:
+    """Human summary for stderr: the JSONL lines stay the machine-readable record."""
+    header = ("model", "items", "ok", "errors", "input tok", "output tok", "cost")
+    rows = [header]
+    total: Mapping[str, Any] = {}
+    for line in lines:
+        if line.get("kind") == "model":
+            rows.append(_table_row(str(line["model"]) if line["model"] is not None else "(none)", line))
+        elif line.get("kind") == "total":
+            total = line
+    if total:
+        rows.append(_table_row("total", total))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    text = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    if total:
+        text.append(
+            f"wall time {_fmt(total.get('wall_time_s'), '.1f', 's')}"
+            f"  items/s {_fmt(total.get('items_per_s'), '.2f')}"
+            f"  output tok/s {_fmt(total.get('output_tokens_per_s'), '.1f')}"
+        )
+        text.append(
+            f"latency p50 {_fmt(total.get('latency_p50_s'), '.2f', 's')}"
+            f" p95 {_fmt(total.get('latency_p95_s'), '.2f', 's')}"
+            f"  TTFT p50 {_fmt(total.get('ttft_p50_s'), '.2f', 's')}"
+            f" p95 {_fmt(total.get('ttft_p95_s'), '.2f', 's')}"
+        )
+    return "\n".join(text)
+
+
+def _table_row(label: str, line: Mapping[str, Any]) -> tuple[str, ...]:
+    cost = line.get("cost_usd")
+    cost_cell = "n/a" if cost is None else f"${cost:.6f}"
+    if line.get("unpriced_items"):
+        cost_cell += f" (+{line['unpriced_items']} unpriced)"
+    return (
+        label,
+        f"{line['items']:,}",
+        f"{line['ok']:,}",
+        f"{line['errors']:,}",
+        f"{line['input_tokens']:,}",
+        f"{line['output_tokens']:,}",
+        cost_cell,
+    )
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"

@@ -1,0 +1,544 @@
+"""The simulator, driven over a real socket by the real SDK and by raw HTTP for exact bytes and headers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import orjson
+import pytest
+
+from batchstream.simulator import FAULT_KINDS, SimulatorConfig, SimulatorThread, expected_reply, request_key
+
+MODEL = "claude-simulated-1"
+API_HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
+REQUEST_ID = re.compile(r"^req_01[0-9A-Za-z]{24}$")
+MESSAGE_ID = re.compile(r"^msg_01[0-9A-Za-z]{24}$")
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def body_for(text: str, **extra: Any) -> dict[str, Any]:
+    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@contextlib.contextmanager
+def simulator(**options: Any) -> Iterator[SimulatorThread]:
+    with SimulatorThread(SimulatorConfig(ttft_s=0, **options)) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def shared_sim() -> Iterator[SimulatorThread]:
+    with simulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(shared_sim: SimulatorThread) -> SimulatorThread:
+    shared_sim.reset()
+    return shared_sim
+
+
+@pytest.fixture
+def client(sim: SimulatorThread) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(api_key="sk-test", base_url=sim.base_url, max_retries=0) as sdk:
+        yield sdk
+
+
+def sse_events(raw: bytes) -> list[tuple[str, Any]]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        if not block:
+            continue
+        name_line, data_line = block.split("\n")
+        assert name_line.startswith("event: ") and data_line.startswith("data: ")
+        events.append((name_line[len("event: ") :], orjson.loads(data_line[len("data: ") :])))
+    return events
+
+
+def post_raw(sim: SimulatorThread, payload: Any, headers: dict[str, str] | None = None) -> httpx2.Response:
+    content = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return httpx2.post(
+        f"{sim.base_url}/v1/messages",
+        content=content,
+        headers=API_HEADERS if headers is None else headers,
+        timeout=10,
+    )
+
+
+# --- happy path --------
+
+
+def test_sdk_stream_assembles_expected_reply(client: anthropic.Anthropic) -> None:
+    body = body_for("Tell me about rivers.", system="Be brief.")
+    with client.messages.stream(**body) as stream:
+        event_types = [event.type for event in stream]
+        message = stream.get_final_message()
+    expected = expected_reply(body)
+    assert message.content[0].text == expected["text"]
+    assert message.stop_reason == expected["stop_reason"] == "end_turn"
+    assert message.stop_sequence is None
+    assert message.model == MODEL
+    assert MESSAGE_ID.match(message.id)
+    assert message.usage.model_dump(include=set(expected["usage"])) == expected["usage"]
+    assert event_types[:2] == ["message_start", "content_block_start"]
+    assert event_types[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+
+
+def test_non_streaming_create_equals_expected_reply(client: anthropic.Anthropic) -> None:
+    body = body_for("Name three colours.")
+    message = client.messages.create(**body)
+    expected = expected_reply(body)
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].text == expected["text"]
+    assert message.stop_reason == expected["stop_reason"]
+    assert message.usage.model_dump(include=set(expected["usage"])) == expected["usage"]
+    assert message.usage.service_tier == "standard"
+
+
+def test_async_client_streams_concurrently(sim: SimulatorThread) -> None:
+    bodies = [body_for(f"Question number {i}?") for i in range(20)]
+
+    async def one(sdk: anthropic.AsyncAnthropic, body: dict[str, Any]) -> str:
+        async with sdk.messages.stream(**body) as stream:
+            return (await stream.get_final_message()).content[0].text
+
+    async def main() -> list[str]:
+        async with anthropic.AsyncAnthropic(api_key="sk-test", base_url=sim.base_url, max_retries=0) as sdk:
+            return await asyncio.gather(*(one(sdk, body) for body in bodies))
+
+    assert asyncio.run(main()) == [expected_reply(body)["text"] for body in bodies]
+    stats = sim.stats()
+    assert stats["completed"] == 20 and stats["max_completions_per_key"] == 1
+
+
+def test_raw_stream_wire_format(sim: SimulatorThread) -> None:
+    body = body_for("Exact bytes, please.", stream=True)
+    response = post_raw(sim, body)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["transfer-encoding"] == "chunked"
+    assert REQUEST_ID.match(response.headers["request-id"])
+    for family in ("requests", "input-tokens", "output-tokens", "tokens"):
+        assert int(response.headers[f"anthropic-ratelimit-{family}-limit"]) > 0
+        assert int(response.headers[f"anthropic-ratelimit-{family}-remaining"]) >= 0
+        assert RFC3339.match(response.headers[f"anthropic-ratelimit-{family}-reset"])
+    assert b'event: ping\ndata: {"type": "ping"}\n\n' in response.content
+    events = sse_events(response.content)
+    expected = expected_reply(body)
+    names = [name for name, _ in events]
+    n = expected["usage"]["output_tokens"]
+    assert names == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        *["content_block_delta"] * n,
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert all(name == data["type"] for name, data in events)
+    start = events[0][1]["message"]
+    assert start["content"] == [] and start["stop_reason"] is None and start["role"] == "assistant"
+    assert start["usage"] == {
+        "input_tokens": expected["usage"]["input_tokens"],
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 1,
+        "service_tier": "standard",
+    }
+    deltas = [data["delta"]["text"] for name, data in events if name == "content_block_delta"]
+    assert "".join(deltas) == expected["text"]
+    assert deltas[0][0].isupper() and all(token.startswith(" ") for token in deltas[1:])
+    assert events[-2][1] == {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": n},
+    }
+
+
+def test_count_tokens(client: anthropic.Anthropic) -> None:
+    body = body_for("How many tokens is this prompt? " * 10, system="You count.")
+    counted = client.messages.count_tokens(model=MODEL, messages=body["messages"], system=body["system"])
+    assert counted.input_tokens == expected_reply(body)["usage"]["input_tokens"] > 10
+
+
+def test_input_token_estimate_grows_with_prompt() -> None:
+    short = expected_reply(body_for("hi"))["usage"]["input_tokens"]
+    long = expected_reply(body_for("hi " * 400))["usage"]["input_tokens"]
+    assert 0 < short < long
+
+
+# --- determinism and reply shaping --------
+
+
+def test_replies_are_deterministic_per_body(client: anthropic.Anthropic) -> None:
+    body = body_for("Same prompt.")
+    first = client.messages.create(**body).content[0].text
+    second = client.messages.create(**body).content[0].text
+    other = client.messages.create(**body_for("Other prompt.")).content[0].text
+    assert first == second != other
+    assert request_key(body) == request_key({**body, "stream": True}) != request_key(body_for("x"))
+    low, high = 20, 80
+    assert low <= expected_reply(body)["usage"]["output_tokens"] <= high
+
+
+def test_max_tokens_cuts_reply(client: anthropic.Anthropic) -> None:
+    body = body_for("Go on at length. [[sim tokens=50]]", max_tokens=7)
+    with client.messages.stream(**body) as stream:
+        message = stream.get_final_message()
+    assert message.stop_reason == "max_tokens"
+    assert message.usage.output_tokens == 7
+    assert message.content[0].text == expected_reply(body)["text"]
+
+
+def test_stop_sequence_cuts_reply(client: anthropic.Anthropic) -> None:
+    # Every reply ends its sentences with ".", so this stop sequence always strikes at the first full stop.
+    body = body_for("Stop somewhere. [[sim tokens=40]]", stop_sequences=["never-appears", "."])
+    with client.messages.stream(**body) as stream:
+        message = stream.get_final_message()
+    expected = expected_reply(body)
+    assert message.stop_reason == expected["stop_reason"] == "stop_sequence"
+    assert message.stop_sequence == expected["stop_sequence"] == "."
+    assert message.content[0].text == expected["text"]
+    assert "." not in message.content[0].text and 0 < message.usage.output_tokens < 40
+
+
+def test_tokens_directive_sets_length(client: anthropic.Anthropic) -> None:
+    message = client.messages.create(**body_for("Long one [[sim tokens=300]]", max_tokens=4000))
+    assert message.usage.output_tokens == 300
+    assert message.stop_reason == "end_turn" and message.content[0].text.endswith(".")
+
+
+# --- errors --------
+
+STATUS_EXCEPTIONS = [
+    (400, anthropic.BadRequestError, "invalid_request_error"),
+    (401, anthropic.AuthenticationError, "authentication_error"),
+    (403, anthropic.PermissionDeniedError, "permission_error"),
+    (404, anthropic.NotFoundError, "not_found_error"),
+    (413, anthropic.RequestTooLargeError, "request_too_large"),
+    (429, anthropic.RateLimitError, "rate_limit_error"),
+    (500, anthropic.InternalServerError, "api_error"),
+    (529, anthropic.OverloadedError, "overloaded_error"),
+]
+
+
+@pytest.mark.parametrize(("status", "exc_class", "error_type"), STATUS_EXCEPTIONS)
+def test_status_directive_maps_to_sdk_exception(
+    client: anthropic.Anthropic, status: int, exc_class: type[anthropic.APIStatusError], error_type: str
+) -> None:
+    with pytest.raises(exc_class) as caught:
+        client.messages.create(**body_for(f"Fail please [[sim status={status}]]"))
+    error = caught.value
+    assert error.status_code == status
+    assert error.type == error_type
+    assert error.request_id is not None and REQUEST_ID.match(error.request_id)
+    assert isinstance(error.body, dict) and error.body["request_id"] == error.request_id
+    assert set(error.body) == {"type", "error", "request_id"} and error.body["type"] == "error"
+    assert ("retry-after" in error.response.headers) == (status in (429, 529))
+
+
+def test_unknown_path_is_404(sim: SimulatorThread) -> None:
+    response = httpx2.get(f"{sim.base_url}/v1/nothing-here", headers=API_HEADERS)
+    assert response.status_code == 404
+    payload = response.json()
+    assert payload["error"]["type"] == "not_found_error"
+    assert payload["request_id"] == response.headers["request-id"]
+
+
+def test_wrong_api_key_is_401_without_echoing_key() -> None:
+    with simulator(api_key="sk-right") as sim:
+        secret = "sk-wrong-secret-value"
+        with (
+            anthropic.Anthropic(api_key=secret, base_url=sim.base_url, max_retries=0) as sdk,
+            pytest.raises(anthropic.AuthenticationError) as caught,
+        ):
+            sdk.messages.create(**body_for("hello"))
+        assert caught.value.api_message == "invalid x-api-key"
+        assert secret not in caught.value.response.text
+        assert all(secret not in value for value in caught.value.response.headers.values())
+        assert "sk-right" not in caught.value.response.text
+        assert secret not in str(sim.stats())
+
+        missing = post_raw(sim, body_for("hello"), headers={"anthropic-version": "2023-06-01"})
+        assert missing.status_code == 401
+        assert missing.json()["error"] == {
+            "type": "authentication_error",
+            "message": "x-api-key header is required",
+        }
+
+        bearer = {"authorization": "Bearer sk-right", "anthropic-version": "2023-06-01"}
+        assert post_raw(sim, body_for("hello"), headers=bearer).status_code == 200
+
+
+def test_missing_version_header_is_400(sim: SimulatorThread) -> None:
+    response = post_raw(sim, body_for("hello"), headers={"x-api-key": "sk-test"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": "anthropic-version: header is required",
+    }
+
+
+def test_unknown_field_is_rejected_through_sdk(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(**body_for("hello"), extra_body={"promt": "typo"})
+    assert caught.value.api_message == "promt: Extra inputs are not permitted"
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"model": MODEL, "messages": [{"role": "user", "content": "x"}]}, "max_tokens: Field required"),
+        ({"model": MODEL, "max_tokens": 5}, "messages: Field required"),
+        (body_for("x", temperature=1.5), "temperature: Input should be less than or equal to 1"),
+        (body_for("x", max_tokens="ten"), "max_tokens: Input should be a valid integer"),
+        ({**body_for("x"), "messages": []}, "messages: at least one message is required"),
+        (
+            {**body_for("x"), "messages": [{"role": "robot", "content": "x"}]},
+            "messages.0.role: Input should be",
+        ),
+        ({**body_for("x"), "model": ""}, "model: String should have at least 1 character"),
+        (b"{not json", "The request body is not valid JSON"),
+        (b"[1, 2]", "Input should be a valid dictionary"),
+        (body_for("x [[sim fail=explode]]"), "[[sim]] fail kinds"),
+    ],
+)
+def test_validation_errors(sim: SimulatorThread, payload: Any, message: str) -> None:
+    response = post_raw(sim, payload)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith(message)
+
+
+# --- faults --------
+
+
+def test_injected_429_carries_retry_after(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        client.messages.create(**body_for("x [[sim fail=429]]"))
+    assert caught.value.response.headers["retry-after"] == "1"
+    assert "retry-after-ms" not in caught.value.response.headers
+
+
+def test_error_event_mid_stream(client: anthropic.Anthropic) -> None:
+    seen: list[str] = []
+    with (
+        pytest.raises(anthropic.APIStatusError) as caught,
+        client.messages.stream(**body_for("x [[sim fail=error_event]]")) as stream,
+    ):
+        seen.extend(event.type for event in stream)
+    assert caught.value.status_code == 200
+    assert caught.value.type == "overloaded_error"
+    assert "content_block_delta" in seen and "message_stop" not in seen
+
+
+def test_drop_mid_stream_is_a_transport_error(client: anthropic.Anthropic, sim: SimulatorThread) -> None:
+    seen: list[str] = []
+    # The SDK maps connection failures before the response to APIConnectionError, but not those mid-body.
+    with (
+        pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"),
+        client.messages.stream(**body_for("x [[sim fail=drop]]")) as stream,
+    ):
+        seen.extend(event.type for event in stream)
+    assert "content_block_delta" in seen and "message_stop" not in seen
+    assert sim.stats()["faults"] == {"drop": 1}
+
+
+def test_drop_seen_raw_as_incomplete_chunked_body(sim: SimulatorThread) -> None:
+    with pytest.raises(httpx2.RemoteProtocolError):
+        post_raw(sim, body_for("x [[sim fail=drop]]", stream=True))
+
+
+def test_truncate_ends_cleanly_without_message_stop(
+    client: anthropic.Anthropic, sim: SimulatorThread
+) -> None:
+    body = body_for("x [[sim fail=truncate]]")
+    with client.messages.stream(**body) as stream:
+        seen = [event.type for event in stream]
+        message = stream.get_final_message()
+    assert "message_delta" not in seen and "message_stop" not in seen
+    assert seen.count("content_block_delta") >= 1
+    assert message.stop_reason is None
+    assert expected_reply(body)["text"].startswith(message.content[0].text)
+    assert sim.stats()["completed"] == 0
+
+
+def test_stall_times_out_client(sim: SimulatorThread) -> None:
+    with (
+        anthropic.Anthropic(api_key="sk-test", base_url=sim.base_url, max_retries=0, timeout=0.3) as sdk,
+        pytest.raises(anthropic.APITimeoutError),
+    ):
+        sdk.messages.create(**body_for("x [[sim fail=stall]]"))
+    assert sim.stats()["faults"] == {"stall": 1}
+
+
+def test_fail_directive_sequence_counted_in_stats(client: anthropic.Anthropic, sim: SimulatorThread) -> None:
+    body = body_for("Retry me [[sim fail=429,drop,error_event]]")
+    key = request_key(body)
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.create(**body, stream=True)
+    with pytest.raises(httpx2.RemoteProtocolError), client.messages.stream(**body) as stream:
+        stream.until_done()
+    with pytest.raises(anthropic.APIStatusError), client.messages.stream(**body) as stream:
+        stream.until_done()
+    with client.messages.stream(**body) as stream:
+        assert stream.get_final_message().content[0].text == expected_reply(body)["text"]
+    stats = sim.stats()
+    assert stats["attempts_per_key"] == {key: 4}
+    assert stats["completions_per_key"] == {key: 1}
+    assert stats["faults"] == {"429": 1, "drop": 1, "error_event": 1}
+    assert stats["by_status"] == {"200": 3, "429": 1}
+    assert stats["requests"] == 4 and stats["completed"] == 1
+
+
+def test_fail_first_config(tmp_path: Path) -> None:
+    log = tmp_path / "sim.jsonl"
+    with (
+        simulator(fail_first=2, fail_kind="529", retry_after_s=2.5, log_path=str(log)) as sim,
+        anthropic.Anthropic(api_key="sk-secret-x", base_url=sim.base_url, max_retries=0) as sdk,
+    ):
+        body = body_for("first attempts fail")
+        for _ in range(2):
+            with pytest.raises(anthropic.OverloadedError) as caught:
+                sdk.messages.create(**body)
+            assert caught.value.response.headers["retry-after"] == "3"
+        assert sdk.messages.create(**body).content[0].text == expected_reply(body)["text"]
+        stats = sim.stats()
+    assert stats["faults"] == {"529": 2} and stats["by_status"] == {"200": 1, "529": 2}
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    key = request_key(body)
+    assert [(line["key"], line["attempt"], line["outcome"], line["status"]) for line in lines] == [
+        (key, 1, "529", 529),
+        (key, 2, "529", 529),
+        (key, 3, "ok", 200),
+    ]
+    assert lines[-1]["output_tokens"] == expected_reply(body)["usage"]["output_tokens"]
+    assert lines[-1]["model"] == MODEL
+    assert b"sk-secret-x" not in log.read_bytes()
+
+
+def test_probabilistic_faults_are_reproducible() -> None:
+    bodies = [body_for(f"prompt {i}") for i in range(30)]
+
+    def outcomes(seed: int) -> list[str]:
+        with (
+            simulator(p_529=0.3, p_500=0.2, seed=seed) as sim,
+            anthropic.Anthropic(api_key="sk-test", base_url=sim.base_url, max_retries=0) as sdk,
+        ):
+            results = []
+            for body in bodies:
+                try:
+                    sdk.messages.create(**body)
+                    results.append("ok")
+                except anthropic.APIStatusError as exc:
+                    results.append(str(exc.status_code))
+            return results
+
+    first = outcomes(seed=7)
+    assert first == outcomes(seed=7)
+    assert {"ok", "529", "500"} <= set(first)
+    assert first != outcomes(seed=8)
+
+
+def test_rpm_limiter_rejects_burst_beyond_limit() -> None:
+    with simulator(rpm=3) as sim:
+        statuses = []
+        for i in range(4):
+            response = post_raw(sim, body_for(f"burst {i}"))
+            statuses.append(response.status_code)
+        assert statuses == [200, 200, 200, 429]
+        assert response.json()["error"]["type"] == "rate_limit_error"
+        assert response.headers["anthropic-ratelimit-requests-limit"] == "3"
+        assert response.headers["anthropic-ratelimit-requests-remaining"] == "0"
+        assert 1 <= int(response.headers["retry-after"]) <= 20
+        assert sim.stats()["rate_limited"] == 1
+        sim.reset()
+        assert post_raw(sim, body_for("after reset")).status_code == 200
+
+
+def test_tokens_per_s_paces_deltas() -> None:
+    with simulator(tokens_per_s=100.0) as sim:
+        started = time.monotonic()
+        response = post_raw(sim, body_for("paced [[sim tokens=20]]", stream=True))
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed >= 0.18
+
+
+# --- control endpoints and lifecycle --------
+
+
+def test_stats_and_reset_endpoints(client: anthropic.Anthropic, sim: SimulatorThread) -> None:
+    client.messages.create(**body_for("count me"))
+    remote = httpx2.get(f"{sim.base_url}/_sim/stats").json()
+    assert remote == sim.stats()
+    assert remote["requests"] == 1 and remote["completed"] == 1 and remote["by_status"] == {"200": 1}
+    assert httpx2.post(f"{sim.base_url}/_sim/reset").status_code == 200
+    assert sim.stats()["requests"] == 0 and sim.stats()["attempts_per_key"] == {}
+
+
+def test_stop_is_quick_with_a_stalled_request() -> None:
+    sim = SimulatorThread(SimulatorConfig(ttft_s=0, fail_first=1, fail_kind="stall"))
+    sim.start()
+    errors: list[BaseException] = []
+
+    def stalled() -> None:
+        try:
+            post_raw(sim, body_for("hang"))
+        except httpx2.HTTPError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=stalled)
+    worker.start()
+    while sim.stats()["requests"] == 0:
+        time.sleep(0.01)
+    started = time.monotonic()
+    sim.stop()
+    assert time.monotonic() - started < 2.0
+    worker.join(timeout=5)
+    assert not worker.is_alive() and len(errors) == 1
+
+
+def test_serve_prints_url_and_stops_on_sigterm() -> None:
+    code = "from batchstream.simulator import SimulatorConfig, serve; serve(SimulatorConfig(ttft_s=0))"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(r"batchstream simulator listening on (http://127\.0\.0\.1:\d+)\n", line)
+        assert match, line
+        response = httpx2.post(f"{match.group(1)}/v1/messages", json=body_for("hi"), headers=API_HEADERS)
+        assert response.json()["content"][0]["text"] == expected_reply(body_for("hi"))["text"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_config_validation_and_options() -> None:
+    with pytest.raises(ValueError, match="fail_kind"):
+        SimulatorConfig(fail_kind="boom")
+    with pytest.raises(ValueError, match="add up"):
+        SimulatorConfig(p_429=0.6, p_529=0.6)
+    with pytest.raises(ValueError, match="reply_tokens"):
+        SimulatorConfig(reply_tokens=(10, 5))
+    config = SimulatorConfig.from_options(reply_tokens="5,9", rpm="60", p_drop="0.25", api_key=None, port="0")
+    assert (config.reply_tokens, config.rpm, config.p_drop, config.api_key) == ((5, 9), 60, 0.25, None)
+    assert set(FAULT_KINDS) == {"429", "529", "500", "error_event", "drop", "truncate", "stall", "400"}
