@@ -13,12 +13,15 @@ from .errors import BatchstreamError, ExitCode
 from .inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, InputError, iter_requests
 from .retry import Backoff
 from .runner import RunConfig, run_batch
+from .shard import Shard
 
 EXIT_CODES = """\b
 Exit codes:
   0    every item ok
-  1    finished, but some items ended in error (see the results file)
-  2    usage or input error, bad API key or account; nothing lost, resumable
+  1    finished, but some items ended in error (see the results file);
+       with --fail-on-error-rate X, only when more than X of the items did
+  2    usage or input error, bad API key or account, disk error; nothing lost, resumable
+  3    stopped by --max-cost; run again with a higher budget to continue
   130  interrupted (Ctrl-C / SIGTERM); run the same command to resume"""
 
 
@@ -29,7 +32,12 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            click.echo(f"batchstream: invalid input:\n{exc}", err=True)
+            plural = "s" if exc.total != 1 else ""
+            click.echo(
+                f"batchstream: invalid input:\n{exc}\n"
+                f"batchstream: {exc.total} problem{plural} found; nothing was sent and no file was written",
+                err=True,
+            )
             ctx.exit(ExitCode.USAGE)
         except BatchstreamError as exc:
             click.echo(f"batchstream: error: {exc}", err=True)
@@ -114,6 +122,13 @@ def _defaults(
 @click.option(
     "--simulate", is_flag=True, help="Start the built-in simulator for this run and send everything there."
 )
+@click.option(
+    "--sim",
+    "sim_options",
+    multiple=True,
+    metavar="KNOB=VALUE",
+    help="With --simulate: a simulator knob, e.g. --sim p_529=0.05 --sim ttft_s=0.2 (see `simulate --help`).",
+)
 @click.option("--retry-errors", is_flag=True, help="Also run again the items recorded as errors.")
 @click.option(
     "--restart",
@@ -167,6 +182,18 @@ def _defaults(
     help="Client-side cap: input tokens per minute (estimated before sending).",
 )
 @click.option("--otpm", type=click.IntRange(min=1), help="Client-side cap: output tokens per minute.")
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    help="Budget in USD for the whole results file: never launch a request that could pass it (exit 3).",
+)
+@click.option("--shard", "shard_text", metavar="K/N", help="Run only shard K of N (a stable split by id).")
+@click.option(
+    "--fail-on-error-rate",
+    type=click.FloatRange(0, 1),
+    help="Exit 1 only when more than this fraction of items ended in error (default: any error).",
+)
+@click.option("--ordered", is_flag=True, help="When the run completes, rewrite the results in input order.")
 @click.option("--no-content", is_flag=True, help="Leave the full 'content' block list out of result lines.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table on stderr.")
 @click.option(
@@ -188,6 +215,7 @@ def run(
     betas: tuple[str, ...],
     base_url: str | None,
     simulate: bool,
+    sim_options: tuple[str, ...],
     retry_errors: bool,
     restart: bool,
     price_file: Path | None,
@@ -199,6 +227,10 @@ def run(
     rpm: int | None,
     itpm: int | None,
     otpm: int | None,
+    max_cost: float | None,
+    shard_text: str | None,
+    fail_on_error_rate: float | None,
+    ordered: bool,
     no_content: bool,
     quiet: bool,
     progress_interval: float,
@@ -222,6 +254,7 @@ def run(
         concurrency=concurrency,
         base_url=base_url,
         simulate=simulate,
+        simulator=_simulator_config(sim_options) if simulate else None,
         retry_errors=retry_errors,
         restart=restart,
         price_file=price_file,
@@ -232,6 +265,10 @@ def run(
         rpm=rpm,
         itpm=itpm,
         otpm=otpm,
+        max_cost=max_cost,
+        shard=_shard(shard_text),
+        fail_on_error_rate=fail_on_error_rate,
+        ordered=ordered,
         content=not no_content,
         quiet=quiet,
         progress_interval=progress_interval,
@@ -239,15 +276,68 @@ def run(
     )
     report = run_batch(config)
     if report.interrupted:
-        command = shlex.join(["batchstream", *sys.argv[1:]]) if sys.argv[1:] else "the same command"
         click.echo(
             f"batchstream: interrupted after {report.ok + report.errors} items this run; results so far in "
-            f"{report.output}. Resume with:\n  {command}",
+            f"{report.output}. Resume with:\n  {_command_line()}",
+            err=True,
+        )
+    elif report.stopped_by_budget:
+        higher = max(2 * (max_cost or 0), 0.01)
+        click.echo(
+            f"batchstream: stopped by the budget: ${report.spent_usd:.6f} spent of --max-cost ${max_cost:g}; "
+            f"{report.total - report.already_done - report.ok - report.errors} items not run. "
+            f"Continue with a higher budget:\n  {_command_line(max_cost=f'{higher:g}')}",
             err=True,
         )
     elif not quiet:
         click.echo(f"batchstream: results: {report.output}\nbatchstream: summary: {report.summary}", err=True)
     sys.exit(report.exit_code)
+
+
+def _command_line(**replace: str) -> str:
+    """The command as the user typed it, with some option values replaced: what to run to resume."""
+    args = sys.argv[1:]
+    if not args:
+        return "the same command"
+    out: list[str] = []
+    skip = False
+    for index, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        key = name.lstrip("-").replace("-", "_")
+        if name.startswith("--") and key in replace:
+            skip = "=" not in arg and index + 1 < len(args)
+            continue
+        out.append(arg)
+    for key, value in replace.items():
+        out += [f"--{key.replace('_', '-')}", value]
+    return shlex.join(["batchstream", *out])
+
+
+def _shard(text: str | None) -> Shard | None:
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from None
+
+
+def _simulator_config(options: tuple[str, ...]) -> Any:
+    from .simulator import SimulatorConfig
+
+    knobs: dict[str, str] = {}
+    for option in options:
+        name, sep, value = option.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KNOB=VALUE, got {option!r}", param_hint="--sim")
+        knobs[name.strip().replace("-", "_")] = value.strip()
+    try:
+        return SimulatorConfig.from_options(**knobs)
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--sim") from None
 
 
 @main.command(epilog="\b\nExit codes:\n  0  the file is valid\n  2  problems found (listed on stderr)")
@@ -271,3 +361,111 @@ def validate(
     defaults = _defaults(model or None, max_tokens, system, temperature, betas)  # type: ignore[arg-type]
     count = sum(1 for _ in iter_requests(input_path, defaults))
     click.echo(f"{input_path}: {count} requests, all valid", err=True)
+
+
+def _probability(name: str, what: str) -> Any:
+    return click.option(f"--{name}", type=click.FloatRange(0, 1), default=0.0, show_default=True, help=what)
+
+
+@main.command(epilog="\b\nExit codes:\n  0  stopped with Ctrl-C / SIGTERM\n  2  bad option")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port; 0 picks a free one."
+)
+@click.option(
+    "--ttft",
+    "ttft_s",
+    type=click.FloatRange(min=0),
+    default=0.05,
+    show_default=True,
+    help="Seconds before the first event.",
+)
+@click.option(
+    "--tokens-per-s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Pace of text deltas; 0 = as fast as possible.",
+)
+@click.option(
+    "--reply-tokens",
+    default="20,80",
+    show_default=True,
+    help="Reply length range MIN,MAX (or N), chosen per request.",
+)
+@click.option(
+    "--api-key", envvar="BATCHSTREAM_SIM_API_KEY", help="Require exactly this key (else any key is accepted)."
+)
+@click.option(
+    "--rpm", type=click.IntRange(min=1), help="Requests-per-minute limit; beyond it: 429 with retry-after."
+)
+@_probability("p-429", "Probability of a 429 rate_limit_error.")
+@_probability("p-529", "Probability of a 529 overloaded_error.")
+@_probability("p-500", "Probability of a 500 api_error.")
+@_probability("p-error-event", "Probability of an `error` event mid-stream.")
+@_probability("p-drop", "Probability of a connection dropped mid-stream.")
+@_probability("p-truncate", "Probability of a stream that ends without message_stop.")
+@_probability("p-stall", "Probability of a stall before the first byte.")
+@click.option(
+    "--stall",
+    "stall_s",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Seconds a stall lasts.",
+)
+@click.option(
+    "--fail-first",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="The first K attempts of every request fail with --fail-kind.",
+)
+@click.option(
+    "--fail-kind",
+    type=click.Choice(["429", "529", "500", "error_event", "drop", "truncate", "stall", "400"]),
+    default="529",
+    show_default=True,
+)
+@click.option(
+    "--retry-after",
+    "retry_after_s",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="retry-after seconds sent with injected 429/529.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for the fault draws (same seed, same faults).",
+)
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(dir_okay=False),
+    help="Append one JSON line per request to this file.",
+)
+def simulate(**options: Any) -> None:
+    """Serve the Anthropic Messages API on loopback, with knobs for latency and injected faults.
+
+    Replies are deterministic per request. Point any client at the printed URL (ANTHROPIC_BASE_URL or
+    --base-url); a prompt can also carry a directive such as [[sim fail=429,drop]] or [[sim status=400]].
+
+    \b
+    Examples:
+      batchstream simulate --port 8765
+      batchstream simulate --port 8765 --p-529 0.05 --p-drop 0.02 --rpm 600
+      ANTHROPIC_BASE_URL=http://127.0.0.1:8765 batchstream run prompts.jsonl
+    """
+    from .simulator import SimulatorConfig, serve
+
+    try:
+        config = SimulatorConfig.from_options(
+            **{key.replace("-", "_"): value for key, value in options.items()}
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    serve(config)

@@ -11,7 +11,7 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,26 +40,37 @@ def iter_result_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, 
             yield number, obj if isinstance(obj, dict) else None, raw
 
 
-def load_checkpoint(path: Path) -> dict[str, Recorded]:
-    """What the results file already records, by id (the last line for an id wins).
+@dataclass
+class Checkpoint:
+    """What the results file already records: by id (the last line for an id wins), and the spend."""
+
+    recorded: dict[str, Recorded] = field(default_factory=dict)
+    cost_usd: float = 0.0
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read the results file as a checkpoint.
 
     A line that is not valid JSON is only forgiven as the file's last line (a crash leftover, dropped by
     `repair_tail` before writing); anywhere else it means the file was edited or is not ours.
     """
-    recorded: dict[str, Recorded] = {}
+    checkpoint = Checkpoint()
     if not path.exists():
-        return recorded
-    bad: tuple[int, bytes] | None = None
+        return checkpoint
+    bad: int | None = None
     for number, obj, raw in iter_result_lines(path):
         if bad is not None:
             raise UsageError(
-                f"{path}:{bad[0]}: not a valid result line; fix or remove it, or start over with --restart"
+                f"{path}:{bad}: not a valid result line; fix or remove it, or start over with --restart"
             )
         if obj is None or not isinstance(obj.get("id"), str) or not raw.endswith(b"\n"):
-            bad = (number, raw)
+            bad = number
             continue
-        recorded[obj["id"]] = Recorded(str(obj.get("status")), obj.get("request_hash"))
-    return recorded
+        checkpoint.recorded[obj["id"]] = Recorded(str(obj.get("status")), obj.get("request_hash"))
+        cost = obj.get("cost_usd")
+        if isinstance(cost, int | float):
+            checkpoint.cost_usd += cost
+    return checkpoint
 
 
 def repair_tail(path: Path) -> bool:
@@ -120,6 +131,35 @@ def drop_statuses(path: Path, statuses: set[str]) -> int:
         os.fsync(out.fileno())
     os.replace(tmp, path)
     return dropped
+
+
+def rewrite_in_order(path: Path, ids: Iterator[str]) -> None:
+    """Rewrite the results file with its lines in the order of `ids`, atomically (temp file + rename).
+
+    Only line offsets are held in memory, never the lines; lines whose id is not in `ids` follow at the
+    end in their file order.
+    """
+    offsets: dict[str, tuple[int, int]] = {}
+    position = 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            obj = orjson.loads(raw) if raw.strip() else None
+            if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+                offsets[obj["id"]] = (position, len(raw))
+            position += len(raw)
+    tmp = path.with_name(path.name + ".tmp")
+    with path.open("rb") as src, tmp.open("wb") as out:
+        for item_id in ids:
+            span = offsets.pop(item_id, None)
+            if span is not None:
+                src.seek(span[0])
+                out.write(src.read(span[1]))
+        for start, length in sorted(offsets.values()):
+            src.seek(start)
+            out.write(src.read(length))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 class OutputLock:

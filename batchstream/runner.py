@@ -12,24 +12,37 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
 
+from .budget import Budget
 from .errors import ExitCode, FatalAPIError, OutputWriteError, ResumeMismatchError, UsageError
 from .inputs import Defaults, Request, iter_requests
 from .limiter import LaunchController
 from .pricing import PriceFileError, Pricer
 from .progress import Progress, make_progress
-from .results import OutputLock, Recorded, ResultWriter, drop_statuses, load_checkpoint, repair_tail
+from .results import (
+    Checkpoint,
+    OutputLock,
+    ResultWriter,
+    drop_statuses,
+    load_checkpoint,
+    repair_tail,
+    rewrite_in_order,
+)
 from .retry import Backoff, Failure, classify
+from .shard import Shard
 from .stream import StreamClient, StreamOutcome
 from .summary import RunStats, format_table, summarize_file, write_summary
+
+if TYPE_CHECKING:
+    from .simulator import SimulatorConfig
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
 
@@ -46,6 +59,7 @@ class RunConfig:
     api_key: str | None = None
     base_url: str | None = None
     simulate: bool = False
+    simulator: SimulatorConfig | None = None
     retry_errors: bool = False
     restart: bool = False
     price_file: Path | None = None
@@ -61,6 +75,10 @@ class RunConfig:
     progress_interval: float = 10.0
     handle_signals: bool = False
     seed: int | None = None
+    max_cost: float | None = None
+    shard: Shard | None = None
+    fail_on_error_rate: float | None = None
+    ordered: bool = False
 
 
 @dataclass
@@ -72,14 +90,32 @@ class RunReport:
     ok: int = 0
     errors: int = 0
     interrupted: bool = False
+    stopped_by_budget: bool = False
+    spent_usd: float = 0.0
+    fail_on_error_rate: float | None = None
     summary_lines: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_line(self) -> dict[str, Any]:
+        return next((line for line in self.summary_lines if line.get("kind") == "total"), {})
 
     @property
     def exit_code(self) -> ExitCode:
         if self.interrupted:
             return ExitCode.INTERRUPTED
-        total = next((line for line in self.summary_lines if line.get("kind") == "total"), {})
-        return ExitCode.ITEM_ERRORS if total.get("errors") else ExitCode.OK
+        if self.stopped_by_budget:
+            return ExitCode.BUDGET
+        errors = self.total_line.get("errors") or 0
+        if self.fail_on_error_rate is None:
+            return ExitCode.ITEM_ERRORS if errors else ExitCode.OK
+        items = self.total_line.get("items") or 0
+        return ExitCode.ITEM_ERRORS if items and errors / items > self.fail_on_error_rate else ExitCode.OK
+
+    @property
+    def stopped(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        return "budget" if self.stopped_by_budget else "completed"
 
 
 def default_output(input_path: Path) -> Path:
@@ -105,6 +141,7 @@ def _log_stderr(message: str) -> None:
 
 @dataclass
 class _Plan:
+    checkpoint: Checkpoint
     total: int = 0
     already_done: int = 0
     recorded_errors: int = 0
@@ -138,17 +175,28 @@ class _Run:
 
     # -- planning: validate, compare with the checkpoint, lock -------------------------------------------
 
-    def _plan(self, recorded: dict[str, Recorded]) -> _Plan:
-        plan = _Plan()
-        mismatched: list[str] = []
+    def _requests(self) -> Iterator[Request]:
+        """The input's requests that this run is responsible for (its shard, if any)."""
+        shard = self.config.shard
         for request in iter_requests(self.config.input, self.config.defaults):
+            if shard is None or shard.owns(request.id):
+                yield request
+
+    def _is_done(self, checkpoint: Checkpoint, request: Request) -> bool:
+        seen = checkpoint.recorded.get(request.id)
+        return seen is not None and (seen.status == "ok" or not self.config.retry_errors)
+
+    def _plan(self, checkpoint: Checkpoint) -> _Plan:
+        plan = _Plan(checkpoint)
+        mismatched: list[str] = []
+        for request in self._requests():
             plan.total += 1
-            seen = recorded.get(request.id)
+            seen = checkpoint.recorded.get(request.id)
             if seen is None:
                 continue
             if seen.request_hash != request.request_hash:
                 mismatched.append(request.id)
-            elif seen.status == "ok" or not self.config.retry_errors:
+            elif self._is_done(checkpoint, request):
                 plan.already_done += 1
             if seen.status == "error":
                 plan.recorded_errors += 1
@@ -167,8 +215,7 @@ class _Run:
         """Validate and plan without touching the output; then lock it and make it ready to append."""
         while True:
             before = _stat(self.output)
-            recorded = {} if self.config.restart else load_checkpoint(self.output)
-            plan = self._plan(recorded)
+            plan = self._plan(Checkpoint() if self.config.restart else load_checkpoint(self.output))
             lock = OutputLock(self.output)
             lock.acquire()
             stack.callback(lock.release)
@@ -196,7 +243,19 @@ class _Run:
         config = self.config
         with ExitStack() as stack:
             plan = self._prepare(stack)
-            report = RunReport(self.output, self.summary_path, plan.total, plan.already_done)
+            report = RunReport(
+                self.output,
+                self.summary_path,
+                plan.total,
+                plan.already_done,
+                fail_on_error_rate=config.fail_on_error_rate,
+            )
+            self.budget = (
+                None
+                if config.max_cost is None
+                else Budget(config.max_cost, plan.checkpoint.cost_usd, self.pricer, _estimate_input_tokens)
+            )
+            self.stopped_by_budget = False
             started = anyio.current_time()
             progress = make_progress(
                 plan.total, plan.already_done, quiet=config.quiet, interval=config.progress_interval
@@ -204,27 +263,40 @@ class _Run:
             self.writer = ResultWriter(self.output)
             try:
                 if plan.already_done < plan.total:
-                    await self._run_items(progress, stack)
+                    await self._run_items(plan, progress, stack)
             finally:
                 progress.close()
                 self.writer.close()
             report.ok, report.errors = progress.ok, progress.errors
             report.interrupted = self.interrupted
+            report.stopped_by_budget = self.stopped_by_budget
+            if self.budget is not None:
+                report.spent_usd = self.budget.spent_usd
+            if config.ordered and report.stopped == "completed" and self._stop_error is None:
+                rewrite_in_order(self.output, (request.id for request in self._requests()))
             run = RunStats(
                 anyio.current_time() - started, progress.ok + progress.errors, progress.output_tokens
             )
-            report.summary_lines = self._write_summary(run)
+            report.summary_lines = self._write_summary(run, self._summary_extra(report))
         if self._stop_error is not None:
             raise self._stop_error
         return report
 
-    async def _run_items(self, progress: Progress, stack: ExitStack) -> None:
+    def _summary_extra(self, report: RunReport) -> dict[str, Any]:
+        extra: dict[str, Any] = {"stopped": "error" if self._stop_error is not None else report.stopped}
+        if self.config.max_cost is not None:
+            extra["budget_usd"] = self.config.max_cost
+        if self.config.shard is not None:
+            extra["shard"] = str(self.config.shard)
+        return extra
+
+    async def _run_items(self, plan: _Plan, progress: Progress, stack: ExitStack) -> None:
         config = self.config
         base_url = config.base_url
         if config.simulate:
             from .simulator import SimulatorThread
 
-            simulator = stack.enter_context(SimulatorThread())
+            simulator = stack.enter_context(SimulatorThread(config.simulator))
             base_url = simulator.base_url
         self.progress = progress
         self.controller = LaunchController(
@@ -242,21 +314,31 @@ class _Run:
                 if config.handle_signals:
                     outer.start_soon(self._watch_signals)
                 outer.start_soon(self.writer.sync_every, 1.0)
-                await self._dispatch()
+                await self._dispatch(plan.checkpoint)
                 outer.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.client.aclose()
 
-    async def _dispatch(self) -> None:
-        recorded = {} if self.config.restart else load_checkpoint(self.output)
+    async def _dispatch(self, checkpoint: Checkpoint) -> None:
+        budget = self.budget
         async with anyio.create_task_group() as items:
-            for request in iter_requests(self.config.input, self.config.defaults):
-                seen = recorded.get(request.id)
-                if seen is not None and (seen.status == "ok" or not self.config.retry_errors):
+            for request in self._requests():
+                if self._is_done(checkpoint, request):
                     continue
+                worst = 0.0
+                if budget is not None:
+                    worst = budget.worst_case(request)
+                    if not await budget.reserve(worst):
+                        self.stopped_by_budget = True
+                        self.log(
+                            f"budget: the next item could cost up to ${worst:.6f}, taking the spend "
+                            f"past --max-cost ${budget.limit_usd:g} (spent ${budget.spent_usd:.6f}); "
+                            "no more items are launched"
+                        )
+                        break
                 await self.controller.admit()
-                items.start_soon(self._run_item, request)
+                items.start_soon(self._run_item, request, worst)
 
     def _stop(self, error: BaseException | None) -> None:
         if error is not None and self._stop_error is None:
@@ -274,7 +356,8 @@ class _Run:
                 )
                 self._stop(None)
 
-    async def _run_item(self, request: Request) -> None:
+    async def _run_item(self, request: Request, reserved_usd: float) -> None:
+        record: dict[str, Any] | None = None
         try:
             record = await self._attempts(request)
             if record is None:
@@ -290,11 +373,13 @@ class _Run:
             )
         finally:
             self.controller.finish()
+            if self.budget is not None:
+                self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
 
     async def _attempts(self, request: Request) -> dict[str, Any] | None:
         config = self.config
         controller = self.controller
-        input_estimate = _estimate_input_tokens(request.params)
+        input_estimate = _estimate_input_tokens(request)
         max_tokens = int(request.params.get("max_tokens") or 0)
         retries: dict[str, int] = {}
         attempt = 0
@@ -394,8 +479,8 @@ class _Run:
             record["meta"] = request.meta
         return record
 
-    def _write_summary(self, run: RunStats) -> list[dict[str, Any]]:
-        lines = summarize_file(self.output).lines(run=run) if self.output.exists() else []
+    def _write_summary(self, run: RunStats, extra: dict[str, Any]) -> list[dict[str, Any]]:
+        lines = summarize_file(self.output).lines(run=run, extra=extra) if self.output.exists() else []
         write_summary(self.summary_path, lines)
         if not self.config.quiet and lines:
             print(format_table(lines), file=sys.stderr, flush=True)
@@ -415,12 +500,13 @@ def _fatal_error(failure: Failure, output: Path) -> FatalAPIError:
     )
 
 
-def _estimate_input_tokens(params: dict[str, Any]) -> int:
-    """A cheap upper-side guess for rate pacing (about four bytes of JSON per token)."""
+def _estimate_input_tokens(request: Request) -> int:
+    """A cheap guess on the high side, for pacing and budgets: three bytes of JSON per token."""
+    params = request.params
     size = len(orjson.dumps(params.get("messages"))) + len(orjson.dumps(params.get("system")))
     if "tools" in params:
         size += len(orjson.dumps(params["tools"]))
-    return size // 4 + 8
+    return size // 3 + 8
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -33,14 +33,14 @@ def body_for(text: str, **extra: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def simulator(**options: Any) -> Iterator[SimulatorThread]:
+def running_sim(**options: Any) -> Iterator[SimulatorThread]:
     with SimulatorThread(SimulatorConfig(ttft_s=0, **options)) as sim:
         yield sim
 
 
 @pytest.fixture(scope="module")
 def shared_sim() -> Iterator[SimulatorThread]:
-    with simulator() as sim:
+    with running_sim() as sim:
         yield sim
 
 
@@ -260,7 +260,7 @@ def test_unknown_path_is_404(sim: SimulatorThread) -> None:
 
 
 def test_wrong_api_key_is_401_without_echoing_key() -> None:
-    with simulator(api_key="sk-right") as sim:
+    with running_sim(api_key="sk-right") as sim:
         secret = "sk-wrong-secret-value"
         with (
             anthropic.Anthropic(api_key=secret, base_url=sim.base_url, max_retries=0) as sdk,
@@ -409,7 +409,7 @@ def test_fail_directive_sequence_counted_in_stats(client: anthropic.Anthropic, s
 def test_fail_first_config(tmp_path: Path) -> None:
     log = tmp_path / "sim.jsonl"
     with (
-        simulator(fail_first=2, fail_kind="529", retry_after_s=2.5, log_path=str(log)) as sim,
+        running_sim(fail_first=2, fail_kind="529", retry_after_s=2.5, log_path=str(log)) as sim,
         anthropic.Anthropic(api_key="sk-secret-x", base_url=sim.base_url, max_retries=0) as sdk,
     ):
         body = body_for("first attempts fail")
@@ -437,7 +437,7 @@ def test_probabilistic_faults_are_reproducible() -> None:
 
     def outcomes(seed: int) -> list[str]:
         with (
-            simulator(p_529=0.3, p_500=0.2, seed=seed) as sim,
+            running_sim(p_529=0.3, p_500=0.2, seed=seed) as sim,
             anthropic.Anthropic(api_key="sk-test", base_url=sim.base_url, max_retries=0) as sdk,
         ):
             results = []
@@ -456,7 +456,7 @@ def test_probabilistic_faults_are_reproducible() -> None:
 
 
 def test_rpm_limiter_rejects_burst_beyond_limit() -> None:
-    with simulator(rpm=3) as sim:
+    with running_sim(rpm=3) as sim:
         statuses = []
         for i in range(4):
             response = post_raw(sim, body_for(f"burst {i}"))
@@ -472,7 +472,7 @@ def test_rpm_limiter_rejects_burst_beyond_limit() -> None:
 
 
 def test_tokens_per_s_paces_deltas() -> None:
-    with simulator(tokens_per_s=100.0) as sim:
+    with running_sim(tokens_per_s=100.0) as sim:
         started = time.monotonic()
         response = post_raw(sim, body_for("paced [[sim tokens=20]]", stream=True))
         elapsed = time.monotonic() - started
@@ -512,6 +512,7 @@ def test_stop_is_quick_with_a_stalled_request() -> None:
     assert time.monotonic() - started < 2.0
     worker.join(timeout=5)
     assert not worker.is_alive() and len(errors) == 1
+    assert sim.stats()["faults"] == {"stall": 1}  # still readable once stopped
 
 
 def test_serve_prints_url_and_stops_on_sigterm() -> None:
@@ -541,4 +542,5 @@ def test_config_validation_and_options() -> None:
         SimulatorConfig(reply_tokens=(10, 5))
     config = SimulatorConfig.from_options(reply_tokens="5,9", rpm="60", p_drop="0.25", api_key=None, port="0")
     assert (config.reply_tokens, config.rpm, config.p_drop, config.api_key) == ((5, 9), 60, 0.25, None)
+    assert SimulatorConfig.from_options(rpm="none", log_path="").rpm is None
     assert set(FAULT_KINDS) == {"429", "529", "500", "error_event", "drop", "truncate", "stall", "400"}

@@ -11,6 +11,8 @@ FAULT_KINDS = ("429", "529", "500", "error_event", "drop", "truncate", "stall", 
 # The order in which probabilistic faults share the unit interval; changing it changes every seeded run.
 PROBABILISTIC_FAULTS = ("429", "529", "500", "error_event", "drop", "truncate", "stall")
 
+DEFAULT_REPLY_TOKENS = (20, 80)
+
 
 @dataclass
 class SimulatorConfig:
@@ -18,7 +20,7 @@ class SimulatorConfig:
     port: int = 0
     ttft_s: float = 0.05
     tokens_per_s: float = 0.0
-    reply_tokens: tuple[int, int] = (20, 80)
+    reply_tokens: tuple[int, int] = DEFAULT_REPLY_TOKENS
     api_key: str | None = None
     rpm: int | None = None
     p_429: float = 0.0
@@ -66,7 +68,8 @@ class SimulatorConfig:
     def from_options(cls, **options: Any) -> SimulatorConfig:
         """Build from CLI values, where an option left unset arrives as None and numbers may be strings.
 
-        `reply_tokens` also accepts "MIN,MAX", "MIN-MAX" or a single "N".
+        `reply_tokens` also accepts "MIN,MAX", "MIN-MAX" or a single "N"; "none" or "" turns off an optional
+        knob (rpm, api_key, log_path).
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - set(fields))
@@ -76,11 +79,15 @@ class SimulatorConfig:
         for name, value in options.items():
             if value is None:
                 continue
-            if name == "reply_tokens":
+            annotation = str(fields[name].type)  # a string, as this module defers annotations
+            blank = isinstance(value, str) and value.strip().lower() in ("", "none")
+            if blank and annotation.endswith("| None"):
+                kwargs[name] = None
+            elif name == "reply_tokens":
                 kwargs[name] = _parse_range(value)
-            elif isinstance(value, str) and fields[name].type in ("int", "int | None"):
+            elif isinstance(value, str) and annotation in ("int", "int | None"):
                 kwargs[name] = int(value)
-            elif isinstance(value, str) and fields[name].type == "float":
+            elif isinstance(value, str) and annotation == "float":
                 kwargs[name] = float(value)
             else:
                 kwargs[name] = value

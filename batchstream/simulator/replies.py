@@ -12,9 +12,8 @@ from typing import Any
 
 import orjson
 
+from .config import DEFAULT_REPLY_TOKENS
 from .directives import parse_directives
-
-DEFAULT_REPLY_TOKENS = (20, 80)
 
 _VOCABULARY = (
     "the", "a", "an", "this", "that", "these", "those", "some", "every", "each", "many", "most",
@@ -79,11 +78,9 @@ def build_reply(
 def _words(rng: random.Random, count: int, length: int) -> list[str]:
     """Sentence-shaped text: capitalised starts, a comma now and then, a full stop at the end of each."""
     tokens: list[str] = []
-    vocabulary = _VOCABULARY
     sentence_left = rng.randint(6, 18)
     capital = True
-    for i in range(count):
-        word = rng.choice(vocabulary)
+    for i, word in enumerate(rng.choices(_VOCABULARY, k=count)):
         if capital:
             word = word[0].upper() + word[1:]
         sentence_left -= 1

@@ -96,10 +96,13 @@ class SimulatorThread:
         self._on_loop(lambda simulator: simulator.reset())
 
     def _on_loop(self, fn: Callable[[Simulator], T]) -> T:
-        """Run `fn` on the server's loop: the state it touches belongs to that thread."""
+        """Run `fn` on the server's loop, as the state it touches belongs to that thread; once stopped, the
+        last state stays readable here so a test can check it after shutting the server down."""
         simulator, loop = self._simulator, self._loop
-        if simulator is None or loop is None:
+        if simulator is None:
             raise RuntimeError("simulator not started")
+        if loop is None:
+            return fn(simulator)
 
         async def call() -> T:
             return fn(simulator)
@@ -118,7 +121,7 @@ class SimulatorThread:
         assert self._loop is not None and self._thread is not None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
-        self._loop = self._thread = self._simulator = None
+        self._loop = self._thread = None
 
 
 def serve(config: SimulatorConfig) -> None:

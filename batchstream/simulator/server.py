@@ -6,7 +6,7 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from aiohttp import web
@@ -222,7 +222,7 @@ class Simulator:
             return await self._stream(request, exchange, reply, fault)
         return await self._message(request, exchange, reply, fault)
 
-    def _fail_with_status(self, status: int, outcome: str) -> None:
+    def _fail_with_status(self, status: int, outcome: str) -> NoReturn:
         wait = self.config.retry_after_s if status in (429, 529) else None
         raise Rejection(status, DEFAULT_ERROR_MESSAGES[status], outcome, wait)
 
@@ -234,6 +234,9 @@ class Simulator:
     async def _message(
         self, request: web.Request, exchange: Exchange, reply: Reply, fault: Fault | None
     ) -> web.StreamResponse:
+        if fault is not None and fault.kind == "error_event":
+            # A non-streaming request has no events to carry a mid-response error; it surfaces as a 529.
+            self._fail_with_status(529, fault.kind)
         body = orjson.dumps(
             message_object(
                 new_id("msg_"),
@@ -244,9 +247,6 @@ class Simulator:
                 usage(reply.input_tokens, reply.output_tokens),
             )
         )
-        if fault is not None and fault.kind == "error_event":
-            # A non-streaming request has no events to carry a mid-response error; it surfaces as a 529.
-            self._fail_with_status(529, fault.kind)
         response = web.StreamResponse(headers=self._headers(exchange))
         response.content_type = JSON_CONTENT_TYPE
         if fault is None:
