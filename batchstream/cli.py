@@ -101,8 +101,13 @@ def _defaults(
 @click.option(
     "-o",
     "--output",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="Results JSONL (default: INPUT with .results.jsonl); '-' streams result lines to stdout.",
+)
+@click.option(
+    "--checkpoint",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Results JSONL (default: INPUT with .results.jsonl).",
+    help="With -o -: also keep results in this file, to resume from.",
 )
 @click.option(
     "--summary",
@@ -206,6 +211,7 @@ def _defaults(
 def run(
     input_path: Path,
     output: Path | None,
+    checkpoint: Path | None,
     summary: Path | None,
     concurrency: int,
     model: str,
@@ -245,10 +251,15 @@ def run(
       batchstream run prompts.jsonl --simulate
       batchstream run prompts.jsonl -o out.jsonl -c 64 --model claude-haiku-4-5
       batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items
+      batchstream run prompts.jsonl -o - --simulate -q | jq -r .text
     """
+    to_stdout = output == Path("-")
+    if checkpoint is not None and not to_stdout:
+        raise click.BadParameter("--checkpoint goes with -o - (otherwise OUTPUT is the checkpoint)")
     config = RunConfig(
         input=input_path,
-        output=output,
+        output=checkpoint if to_stdout else output,
+        stdout=to_stdout,
         summary=summary,
         defaults=_defaults(model, max_tokens, system, temperature, betas),
         concurrency=concurrency,
@@ -290,7 +301,9 @@ def run(
             err=True,
         )
     elif not quiet:
-        click.echo(f"batchstream: results: {report.output}\nbatchstream: summary: {report.summary}", err=True)
+        click.echo(f"batchstream: results: {report.output}", err=True)
+        if report.summary is not None:
+            click.echo(f"batchstream: summary: {report.summary}", err=True)
     sys.exit(report.exit_code)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,21 +197,26 @@ class OutputLock:
 class ResultWriter:
     """Appends whole lines; fsyncs at most once a second in the background and on close."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, tee_stdout: bool = False) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._tee = sys.stdout.fileno() if tee_stdout else None
         self._dirty = False
 
     def write(self, record: dict[str, Any]) -> None:
         data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-        view = memoryview(data)
         try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            _write_all(self._fd, data)
         except OSError as exc:
             raise OutputWriteError(_write_error_message(self.path, exc)) from None
         self._dirty = True
+        if self._tee is not None:
+            try:
+                _write_all(self._tee, data)
+            except OSError as exc:
+                raise OutputWriteError(
+                    f"cannot write results to stdout ({exc.strerror}); the run stopped"
+                ) from None
 
     def sync(self) -> None:
         if self._dirty:
@@ -234,6 +240,12 @@ class ResultWriter:
         finally:
             os.close(self._fd)
             self._fd = -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _write_error_message(path: Path, exc: OSError) -> str:

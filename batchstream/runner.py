@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -79,12 +80,13 @@ class RunConfig:
     shard: Shard | None = None
     fail_on_error_rate: float | None = None
     ordered: bool = False
+    stdout: bool = False
 
 
 @dataclass
 class RunReport:
     output: Path
-    summary: Path
+    summary: Path | None
     total: int
     already_done: int
     ok: int = 0
@@ -152,7 +154,18 @@ class _Run:
         self.config = config
         self.log = log
         self.output = config.output or default_output(config.input)
-        self.summary_path = config.summary or default_summary(self.output)
+        self.summary_path: Path | None = config.summary or default_summary(self.output)
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        if config.stdout and config.output is None:
+            if config.restart or config.retry_errors:
+                raise UsageError(
+                    "-o - keeps no checkpoint, so there is nothing to resume, restart or retry: "
+                    "give --checkpoint PATH as well"
+                )
+            # Results only go to stdout; a scratch file still backs the lock-free bookkeeping and summary.
+            self._scratch = tempfile.TemporaryDirectory(prefix="batchstream-")
+            self.output = Path(self._scratch.name) / "results.jsonl"
+            self.summary_path = config.summary
         self.api_key = self._api_key()
         try:
             self.pricer = Pricer(config.price_file, warn=lambda message: self.log(f"warning: {message}"))
@@ -260,7 +273,7 @@ class _Run:
             progress = make_progress(
                 plan.total, plan.already_done, quiet=config.quiet, interval=config.progress_interval
             )
-            self.writer = ResultWriter(self.output)
+            self.writer = ResultWriter(self.output, tee_stdout=config.stdout)
             try:
                 if plan.already_done < plan.total:
                     await self._run_items(plan, progress, stack)
@@ -278,6 +291,9 @@ class _Run:
                 anyio.current_time() - started, progress.ok + progress.errors, progress.output_tokens
             )
             report.summary_lines = self._write_summary(run, self._summary_extra(report))
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            report.output = Path("-")
         if self._stop_error is not None:
             raise self._stop_error
         return report
@@ -481,7 +497,8 @@ class _Run:
 
     def _write_summary(self, run: RunStats, extra: dict[str, Any]) -> list[dict[str, Any]]:
         lines = summarize_file(self.output).lines(run=run, extra=extra) if self.output.exists() else []
-        write_summary(self.summary_path, lines)
+        if self.summary_path is not None:
+            write_summary(self.summary_path, lines)
         if not self.config.quiet and lines:
             print(format_table(lines), file=sys.stderr, flush=True)
         return lines
