@@ -2,14 +2,18 @@
 
 Fragments are collected in lists and joined once when their block stops: appending to a string attribute
 per delta (as the SDK's `messages.stream()` does) is quadratic for long replies, and re-parsing a tool's
-whole input JSON on every `input_json_delta` is worse.
+whole input JSON on every `input_json_delta` is worse. Otherwise the result follows the SDK's own
+`accumulate_event` field for field, which the tests check event kind by event kind.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from jiter import from_json
+
+# message_delta fields that are set even when null (the SDK does the same); others only replace when given.
+_ALWAYS_SET = frozenset({"stop_reason", "stop_sequence", "stop_details"})
 
 
 class StreamEventError(Exception):
@@ -54,10 +58,15 @@ class MessageAccumulator:
             elif delta_type == "input_json_delta":
                 parts.append(delta["partial_json"])
             elif delta_type == "signature_delta":
-                block = self._blocks[event["index"]]
-                block["signature"] = block.get("signature", "") + delta["signature"]
+                # The whole signature comes in one delta and replaces the start's "" (as in the SDK).
+                self._blocks[event["index"]]["signature"] = delta["signature"]
             elif delta_type == "citations_delta":
-                self._blocks[event["index"]].setdefault("citations", []).append(delta["citation"])
+                block = self._blocks[event["index"]]
+                citations = block.get("citations")
+                if citations is None:  # absent, or null in content_block_start
+                    block["citations"] = [delta["citation"]]
+                else:
+                    citations.append(delta["citation"])
         elif kind == "content_block_start":
             self._blocks.append(dict(event["content_block"]))
             self._parts.append([])
@@ -79,22 +88,23 @@ class MessageAccumulator:
         block, parts = self._blocks[index], self._parts[index]
         kind = block.get("type")
         if kind == "text":
-            block["text"] = block.get("text", "") + "".join(parts)
+            block["text"] = (block.get("text") or "") + "".join(parts)
         elif kind == "thinking":
-            block["thinking"] = block.get("thinking", "") + "".join(parts)
+            block["thinking"] = (block.get("thinking") or "") + "".join(parts)
         elif parts:  # tool_use, server_tool_use, mcp_tool_use: the input arrives as JSON fragments
             raw = "".join(parts)
-            try:
-                block["input"] = orjson.loads(raw) if raw.strip() else {}
-            except orjson.JSONDecodeError as exc:
-                raise StreamProtocolError(f"content block {index} input is not valid JSON: {exc}") from None
+            if raw.strip():  # only "" fragments: the input stays as content_block_start gave it
+                block["input"] = _parse_input(raw, index)
         self._parts[index] = []
 
     def _apply_message_delta(self, event: dict[str, Any]) -> None:
-        self._message.update(event.get("delta") or {})
+        message = self._message
+        for key, value in (event.get("delta") or {}).items():
+            if value is not None or key in _ALWAYS_SET:  # a null container must not erase an earlier one
+                message[key] = value
         # message_delta usage is cumulative: later values replace earlier ones; fields it omits keep the
         # values message_start reported.
-        usage = self._message["usage"] if "usage" in self._message else self._message.setdefault("usage", {})
+        usage = message.setdefault("usage", {})
         for key, value in (event.get("usage") or {}).items():
             if value is not None:
                 usage[key] = value
@@ -106,3 +116,11 @@ class MessageAccumulator:
 
     def text(self) -> str:
         return "".join(block.get("text", "") for block in self._blocks if block.get("type") == "text")
+
+
+def _parse_input(raw: str, index: int) -> Any:
+    """jiter, as the SDK uses: integers past 64 bits stay exact, where orjson would turn them into floats."""
+    try:
+        return from_json(raw.encode())
+    except ValueError as exc:
+        raise StreamProtocolError(f"content block {index} input is not valid JSON: {exc}") from None

@@ -482,3 +482,182 @@ def simulate(**options: Any) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     serve(config)
+
+
+@main.command(
+    name="estimate",
+    epilog="\b\nExit codes:\n  0  estimate printed\n"
+    "  2  usage or input error, or the API rejected the key (nothing was spent)",
+)
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
+@_defaults_options
+@click.option("--shard", "shard_text", metavar="K/N", help="Only shard K of N, as `run --shard K/N` runs it.")
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Results of an earlier run: its mean output per ok item, by model, prices a typical cost.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Also print the estimate as JSON on stdout.")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="count_tokens calls at once.",
+)
+@click.option("--base-url", envvar="ANTHROPIC_BASE_URL", help="API base URL [env: ANTHROPIC_BASE_URL].")
+@click.option("--simulate", is_flag=True, help="Count tokens on the built-in simulator (no key needed).")
+@click.option(
+    "--price-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="JSON or TOML prices (USD per million tokens) overriding the price database.",
+)
+def estimate_command(
+    input_path: Path,
+    model: str,
+    max_tokens: int,
+    system: str | None,
+    temperature: float | None,
+    betas: tuple[str, ...],
+    shard_text: str | None,
+    previous: Path | None,
+    as_json: bool,
+    concurrency: int,
+    base_url: str | None,
+    simulate: bool,
+    price_file: Path | None,
+) -> None:
+    """Project the input tokens and the cost of INPUT before spending anything.
+
+    Input tokens are counted by the API's free count_tokens endpoint when ANTHROPIC_API_KEY is set (or
+    with --simulate); without a key they are approximated locally (about 4 characters a token) and
+    labelled "approximate". The cost is a range per model: no output at all (min) to every item writing
+    its full max_tokens (max), plus a typical figure with --previous. The table goes to stderr.
+
+    \b
+    Examples:
+      batchstream estimate prompts.jsonl
+      batchstream estimate prompts.jsonl --model claude-haiku-4-5 --max-tokens 256
+      batchstream estimate prompts.jsonl --shard 2/4 --previous last.results.jsonl --json | jq .total
+    """
+    import os
+
+    from .estimate import estimate, format_estimate
+
+    result = estimate(
+        input_path,
+        _defaults(model, max_tokens, system, temperature, betas),
+        shard=_shard(shard_text),
+        previous=previous,
+        api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
+        base_url=base_url,
+        simulate=simulate,
+        concurrency=concurrency,
+        price_file=price_file,
+        warn=lambda message: click.echo(f"batchstream: warning: {message}", err=True),
+    )
+    click.echo(format_estimate(result), err=True)
+    if as_json:
+        click.echo(result.to_json())
+
+
+@main.command(
+    name="merge",
+    epilog="\b\nExit codes:\n  0  merged\n"
+    "  1  merged, but some ids of --input have no result (listed on stderr)\n"
+    "  2  conflicting results for an id, a corrupt file or bad input; nothing was written",
+)
+@click.argument(
+    "parts", metavar="RESULTS...", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True)
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The merged results JSONL (written atomically).",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The input of the shards: order lines as in it, and report its ids that have no result.",
+)
+@click.option(
+    "--summary",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Summary JSONL (default: OUTPUT with .summary.jsonl).",
+)
+def merge_command(
+    parts: tuple[Path, ...], output: Path, input_path: Path | None, summary: Path | None
+) -> None:
+    """Join the results files of sharded runs into one results file and its summary.
+
+    Each id ends up once: a line found in two files is kept once when both are identical, and refused
+    when they differ. A truncated last line (left by a crash) is reported and skipped.
+
+    \b
+    Examples:
+      batchstream merge shard-*.results.jsonl -o all.results.jsonl
+      batchstream merge a.jsonl b.jsonl c.jsonl -o all.jsonl --input prompts.jsonl
+    """
+    from .merge import merge
+    from .summary import format_table
+
+    report = merge(
+        parts,
+        output,
+        input_path=input_path,
+        summary=summary,
+        log=lambda message: click.echo(f"batchstream: {message}", err=True),
+    )
+    click.echo(format_table(report.summary_lines), err=True)
+    click.echo(
+        f"batchstream: merged {report.items:,} items from {len(parts)} files into {report.output}\n"
+        f"batchstream: summary: {report.summary}",
+        err=True,
+    )
+    sys.exit(report.exit_code)
+
+
+@main.command(
+    name="summary",
+    epilog="\b\nExit codes:\n  0  summary written\n  2  the results file cannot be read",
+)
+@click.argument("results", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--markdown",
+    is_flag=True,
+    help="Print a GitHub-flavoured Markdown summary on stdout instead of the table on stderr.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Summary JSONL (default: RESULTS with .summary.jsonl).",
+)
+def summary_command(results: Path, markdown: bool, output: Path | None) -> None:
+    """Rebuild the summary of any results file, and write it as `run` does.
+
+    Wall time and rates belong to a run, not to its results, so they are empty here.
+
+    \b
+    Examples:
+      batchstream summary prompts.results.jsonl
+      batchstream summary all.results.jsonl --markdown >> "$GITHUB_STEP_SUMMARY"
+    """
+    from .errors import UsageError
+    from .markdown import first_errors, markdown_summary
+    from .runner import default_summary
+    from .summary import format_table, summarize_file, write_summary
+
+    try:
+        lines = summarize_file(results).lines()
+    except ValueError as exc:
+        raise UsageError(f"{exc}; not a results file?") from None
+    write_summary(output or default_summary(results), lines)
+    if markdown:
+        click.echo(markdown_summary(lines, first_errors(results)), nl=False)
+    else:
+        click.echo(format_table(lines), err=True)

@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,12 +121,17 @@ class _Problems:
 
 
 def iter_requests(
-    path: str | os.PathLike[str], defaults: Defaults, *, max_problems: int = 20
+    path: str | os.PathLike[str],
+    defaults: Defaults,
+    *,
+    max_problems: int = 20,
+    only_lines: Container[int] | None = None,
 ) -> Iterator[Request]:
     """Yield valid requests as they are read, so a run can start before a huge file is fully checked.
 
     Raises InputError after the last line if any line was bad, or before the first request if the file
-    cannot be opened.
+    cannot be opened. `only_lines` (line numbers) skips every other line unparsed: a resumed run, whose
+    file was checked already, goes straight to the items still to do.
     """
     name = os.fspath(path)
     try:
@@ -138,6 +143,8 @@ def iter_requests(
     any_lines = False
     with file:
         for number, raw in enumerate(file, 1):
+            if only_lines is not None and number not in only_lines:
+                continue
             # Editors on Windows write a byte order mark; it is not the user's mistake.
             # The newline is dropped so a JSON error reads "unexpected end of data", not "control character".
             line = (raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw).rstrip()
@@ -150,7 +157,7 @@ def iter_requests(
                 problems.add(number, field, message)
             if request is not None:
                 yield request
-    if not any_lines:
+    if not any_lines and only_lines is None:
         problems.add(None, None, "the file has no requests")
     if problems.total:
         raise InputError(problems.kept, problems.total)

@@ -141,9 +141,25 @@ def _log_stderr(message: str) -> None:
     print(f"batchstream: {message}", file=sys.stderr, flush=True)
 
 
+class _LineMask:
+    """The set of input line numbers still to run, one byte per line of the file."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    def add(self, line: int) -> None:
+        if line >= len(self._bits):
+            self._bits.extend(bytes(max(line + 1 - len(self._bits), len(self._bits))))
+        self._bits[line] = 1
+
+    def __contains__(self, line: object) -> bool:
+        return isinstance(line, int) and line < len(self._bits) and self._bits[line] == 1
+
+
 @dataclass
 class _Plan:
     checkpoint: Checkpoint
+    todo: _LineMask = field(default_factory=_LineMask)
     total: int = 0
     already_done: int = 0
     recorded_errors: int = 0
@@ -188,16 +204,12 @@ class _Run:
 
     # -- planning: validate, compare with the checkpoint, lock -------------------------------------------
 
-    def _requests(self) -> Iterator[Request]:
+    def _requests(self, only_lines: _LineMask | None = None) -> Iterator[Request]:
         """The input's requests that this run is responsible for (its shard, if any)."""
         shard = self.config.shard
-        for request in iter_requests(self.config.input, self.config.defaults):
+        for request in iter_requests(self.config.input, self.config.defaults, only_lines=only_lines):
             if shard is None or shard.owns(request.id):
                 yield request
-
-    def _is_done(self, checkpoint: Checkpoint, request: Request) -> bool:
-        seen = checkpoint.recorded.get(request.id)
-        return seen is not None and (seen.status == "ok" or not self.config.retry_errors)
 
     def _plan(self, checkpoint: Checkpoint) -> _Plan:
         plan = _Plan(checkpoint)
@@ -206,10 +218,13 @@ class _Run:
             plan.total += 1
             seen = checkpoint.recorded.get(request.id)
             if seen is None:
+                plan.todo.add(request.line)
                 continue
             if seen.request_hash != request.request_hash:
                 mismatched.append(request.id)
-            elif self._is_done(checkpoint, request):
+            elif seen.status == "error" and self.config.retry_errors:
+                plan.todo.add(request.line)
+            else:
                 plan.already_done += 1
             if seen.status == "error":
                 plan.recorded_errors += 1
@@ -330,18 +345,16 @@ class _Run:
                 if config.handle_signals:
                     outer.start_soon(self._watch_signals)
                 outer.start_soon(self.writer.sync_every, 1.0)
-                await self._dispatch(plan.checkpoint)
+                await self._dispatch(plan.todo)
                 outer.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.client.aclose()
 
-    async def _dispatch(self, checkpoint: Checkpoint) -> None:
+    async def _dispatch(self, todo: _LineMask) -> None:
         budget = self.budget
         async with anyio.create_task_group() as items:
-            for request in self._requests():
-                if self._is_done(checkpoint, request):
-                    continue
+            for request in self._requests(todo):
                 worst = 0.0
                 if budget is not None:
                     worst = budget.worst_case(request)

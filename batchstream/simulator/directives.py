@@ -1,4 +1,4 @@
-"""`[[sim ...]]` directives: lets a single prompt script its own failures, so tests need no special config.
+"""`[[sim ...]]` directives: a prompt scripts its own faults and reply shape, so tests need no special config.
 
 Only the last user message is read, as that is the part of a conversation a test writes.
 """
@@ -6,13 +6,27 @@ Only the last user message is read, as that is the part of a conversation a test
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from .config import FAULT_KINDS
+from .prompt import documents
+from .transcripts import transcript_names
 from .wire import ERROR_TYPES
 
 _DIRECTIVE = re.compile(r"\[\[sim\b([^\]]*)\]\]")
+
+# Items that are bare words, items that take a count, and items that take one of a set of names.
+_FLAGS = frozenset({"citations", "redacted_thinking"})
+_COUNTS = frozenset({"tokens", "tool_input_bytes", "cache_read"})
+# Stop reasons a reply cannot reach on its own (max_tokens, stop_sequence and tool_use follow the request).
+_STOPS = ("end_turn", "pause_turn", "refusal", "model_context_window_exceeded")
+_CHOICES: dict[str, Callable[[], Collection[str]]] = {
+    "stop": lambda: _STOPS,
+    "service_tier": lambda: ("standard", "priority", "batch"),
+    "transcript": transcript_names,
+}
 
 
 class DirectiveError(ValueError):
@@ -24,6 +38,13 @@ class Directives:
     status: int | None = None
     fail: tuple[str, ...] = ()
     tokens: int | None = None
+    stop: str | None = None
+    citations: bool = False
+    redacted_thinking: bool = False
+    tool_input_bytes: int | None = None
+    cache_read: int = 0
+    service_tier: str | None = None
+    transcript: str | None = None
 
 
 NO_DIRECTIVES = Directives()
@@ -37,6 +58,11 @@ def last_user_text(body: dict[str, Any]) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             return _content_text(message.get("content"))
     return ""
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """The last user message as the model would read it: the simulator's own directives taken out."""
+    return _DIRECTIVE.sub("", last_user_text(body)).strip()
 
 
 def _content_text(content: Any) -> str:
@@ -55,30 +81,46 @@ def parse_directives(body: dict[str, Any]) -> Directives:
     text = last_user_text(body)
     if "[[sim" not in text:
         return NO_DIRECTIVES
-    status: int | None = None
-    fail: tuple[str, ...] = ()
-    tokens: int | None = None
+    found: dict[str, Any] = {}
     for match in _DIRECTIVE.finditer(text):
         for item in match.group(1).split():
             name, sep, value = item.partition("=")
-            if not sep:
+            if name in _FLAGS and not sep:
+                found[name] = True
+            elif not sep:
                 raise DirectiveError(f"[[sim]] directive item {item!r} is not NAME=VALUE")
-            if name == "status":
-                status = _int(name, value)
-                if status not in ERROR_TYPES:
+            elif name in _COUNTS:
+                found[name] = _count(name, value)
+            elif name in _CHOICES:
+                found[name] = _choice(name, value, _CHOICES[name]())
+            elif name == "status":
+                found[name] = _int(name, value)
+                if found[name] not in ERROR_TYPES:
                     raise DirectiveError(f"[[sim]] status={value} is not an API error status")
             elif name == "fail":
-                fail = tuple(kind for kind in value.split(",") if kind)
-                bad = [kind for kind in fail if kind not in FAULT_KINDS]
+                found[name] = tuple(kind for kind in value.split(",") if kind)
+                bad = [kind for kind in found[name] if kind not in FAULT_KINDS]
                 if bad:
                     raise DirectiveError(f"[[sim]] fail kinds {bad} not in {', '.join(FAULT_KINDS)}")
-            elif name == "tokens":
-                tokens = _int(name, value)
-                if tokens < 0:
-                    raise DirectiveError("[[sim]] tokens must be >= 0")
             else:
-                raise DirectiveError(f"[[sim]] unknown directive {name!r} (use status, fail or tokens)")
-    return Directives(status=status, fail=fail, tokens=tokens)
+                known = ", ".join(sorted({"status", "fail", *_FLAGS, *_COUNTS, *_CHOICES}))
+                raise DirectiveError(f"[[sim]] unknown directive {name!r} (use {known})")
+    if found.get("citations") and not documents(body):
+        raise DirectiveError("[[sim]] citations needs a document block in the messages to cite")
+    return Directives(**found)
+
+
+def _count(name: str, value: str) -> int:
+    number = _int(name, value)
+    if number < 0:
+        raise DirectiveError(f"[[sim]] {name} must be >= 0")
+    return number
+
+
+def _choice(name: str, value: str, allowed: Collection[str]) -> str:
+    if value not in allowed:
+        raise DirectiveError(f"[[sim]] {name}={value!r} is not one of {', '.join(sorted(allowed))}")
+    return value
 
 
 def _int(name: str, value: str) -> int:

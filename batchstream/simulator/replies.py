@@ -1,6 +1,9 @@
-"""Deterministic replies: the same request body always gets the same text, so tests can predict output.
+"""Deterministic replies: the same request body always gets the same content, so tests can predict output.
 
-Pure functions only; the server and `expected_reply` share them, which is what keeps the two in step.
+Pure functions only; the server and `expected_reply` share them, which is what keeps the two in step. The
+request decides the blocks: thinking when `thinking` is on, a search when a web_search tool is offered,
+a cited text block when a document asks for citations, a tool call when a tool may be called. Each kind draws
+from its own PRNG stream, so adding a tool or thinking to a request leaves the rest of the reply unchanged.
 """
 
 from __future__ import annotations
@@ -12,41 +15,52 @@ from typing import Any
 
 import orjson
 
+from .blocks import (
+    Block,
+    client_tool_block,
+    document_citation,
+    redacted_thinking_block,
+    text_block,
+    thinking_block,
+    web_citation,
+    web_search_blocks,
+)
 from .config import DEFAULT_REPLY_TOKENS
-from .directives import parse_directives
+from .directives import Directives, parse_directives, prompt_text
+from .prompt import cache_use, documents, estimate_input_tokens
+from .transcripts import load_transcript
+from .wire import message_object
+from .words import first_stop, words
 
-_VOCABULARY = (
-    "the", "a", "an", "this", "that", "these", "those", "some", "every", "each", "many", "most",
-    "time", "people", "way", "day", "world", "life", "hand", "part", "place", "case", "week", "system",
-    "program", "question", "work", "number", "point", "home", "water", "room", "fact", "idea", "result",
-    "answer", "reason", "example", "problem", "method", "process", "model", "data", "value", "level",
-    "report", "change", "story", "study", "book", "plan", "test", "rule", "line", "table", "list",
-    "is", "was", "are", "were", "has", "had", "can", "will", "would", "should", "could", "may", "might",
-    "make", "take", "give", "find", "tell", "show", "keep", "help", "start", "turn", "move", "bring",
-    "write", "read", "learn", "build", "follow", "explain", "consider", "describe", "suggest", "remain",
-    "good", "new", "first", "last", "long", "great", "little", "other", "old", "right", "large", "small",
-    "simple", "clear", "early", "careful", "useful", "common", "important", "different", "possible",
-    "in", "of", "to", "for", "with", "on", "at", "from", "by", "about", "into", "over", "after", "under",
-    "and", "but", "or", "so", "because", "while", "when", "where", "then", "also", "often", "usually",
-    "very", "quite", "still", "just", "only", "again", "perhaps", "together", "already", "almost",
-    "we", "you", "they", "it", "he", "she", "I", "one", "two", "three", "several", "both", "more",
-)  # fmt: skip
+_REFUSAL = {
+    "type": "refusal",
+    "category": "general_harms",
+    "explanation": "Declined because a [[sim stop=refusal]] directive asked for it.",
+}
+_CITED_WORDS = (4, 12)
+_QUERY_WORDS = 6
 
 
 @dataclass(frozen=True)
 class Reply:
-    tokens: tuple[str, ...]
+    blocks: tuple[Block, ...]
     stop_reason: str
     stop_sequence: str | None
-    input_tokens: int
+    stop_details: dict[str, Any] | None
+    start_usage: dict[str, Any]  # as message_start reports it
+    delta_usage: dict[str, Any]  # as message_delta reports it: the final counts, replacing the start's
 
     @property
-    def text(self) -> str:
-        return "".join(self.tokens)
+    def content(self) -> list[dict[str, Any]]:
+        return [block.final for block in self.blocks]
 
     @property
     def output_tokens(self) -> int:
-        return len(self.tokens)
+        return int(self.delta_usage["output_tokens"])
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return {**self.start_usage, **self.delta_usage}
 
 
 def request_key(body: dict[str, Any]) -> str:
@@ -56,124 +70,157 @@ def request_key(body: dict[str, Any]) -> str:
 
 
 def build_reply(
-    body: dict[str, Any],
-    key: str,
-    reply_tokens: tuple[int, int],
-    directive_tokens: int | None,
+    body: dict[str, Any], key: str, reply_tokens: tuple[int, int], directives: Directives
 ) -> Reply:
     rng = random.Random(int(key, 16))
-    length = directive_tokens if directive_tokens is not None else rng.randint(*reply_tokens)
-    max_tokens = body.get("max_tokens")
-    limit = length if max_tokens is None else min(length, max_tokens)
-    tokens = _words(rng, limit, length)
-    stop_reason = "max_tokens" if limit < length else "end_turn"
-    stop_sequence = None
-    cut = _first_stop(tokens, body.get("stop_sequences"))
-    if cut is not None:
-        tokens, stop_sequence = cut
-        stop_reason = "stop_sequence"
-    return Reply(tuple(tokens), stop_reason, stop_sequence, estimate_input_tokens(body))
+    length = directives.tokens if directives.tokens is not None else rng.randint(*reply_tokens)
+    blocks: list[Block] = []
+    if directives.redacted_thinking:
+        blocks.append(redacted_thinking_block(_rng(key, "redacted_thinking")))
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        budget = thinking.get("budget_tokens")
+        omitted = thinking.get("display") == "omitted"
+        rng_thinking = _rng(key, "thinking")
+        blocks.append(thinking_block(rng_thinking, budget if isinstance(budget, int) else None, omitted))
+    search, tool, forced = _tool_plan(body)
+    results: list[dict[str, Any]] = []
+    if search:
+        call, found, results = web_search_blocks(_query(body), _rng(key, "search"))
+        blocks += [call, found]
+    stop_reason, stop_sequence = "end_turn", None
+    if not forced:
+        max_tokens = body.get("max_tokens")
+        spent = sum(len(block.pieces) for block in blocks)
+        limit = length if max_tokens is None else max(0, min(length, max_tokens - spent))
+        tokens = words(rng, limit, length)
+        if limit < length:
+            stop_reason = "max_tokens"
+        cut = first_stop(tokens, body.get("stop_sequences"))
+        if cut is not None:
+            tokens, stop_sequence = cut
+            stop_reason = "stop_sequence"
+        blocks.append(text_block(tokens))
+        if stop_reason == "end_turn":
+            blocks.extend(_cited_block(body, directives, results, _rng(key, "citations")))
+    if tool is not None and stop_reason == "end_turn":
+        blocks.append(client_tool_block(tool, _rng(key, "tool"), directives.tool_input_bytes))
+        stop_reason = "tool_use"
+    if directives.stop is not None:
+        stop_reason, stop_sequence = directives.stop, None
+    start, delta = _usage(body, directives, blocks, results)
+    stop_details = _REFUSAL if stop_reason == "refusal" else None
+    return Reply(tuple(blocks), stop_reason, stop_sequence, stop_details, start, delta)
 
 
-def _words(rng: random.Random, count: int, length: int) -> list[str]:
-    """Sentence-shaped text: capitalised starts, a comma now and then, a full stop at the end of each."""
-    tokens: list[str] = []
-    sentence_left = rng.randint(6, 18)
-    capital = True
-    for i, word in enumerate(rng.choices(_VOCABULARY, k=count)):
-        if capital:
-            word = word[0].upper() + word[1:]
-        sentence_left -= 1
-        if sentence_left <= 0 or i == length - 1:
-            word += "."
-            sentence_left = rng.randint(6, 18)
-            capital = True
-        else:
-            if rng.random() < 0.07:
-                word += ","
-            capital = False
-        tokens.append(word if i == 0 else " " + word)
-    return tokens
+def _rng(key: str, purpose: str) -> random.Random:
+    return random.Random(f"{key}:{purpose}")
 
 
-def _first_stop(tokens: list[str], stop_sequences: Any) -> tuple[list[str], str] | None:
-    if not stop_sequences:
-        return None
-    text = "".join(tokens)
-    best: tuple[int, str] | None = None
-    for sequence in stop_sequences:
-        if not sequence:
-            continue
-        at = text.find(sequence)
-        if at >= 0 and (best is None or at < best[0]):
-            best = (at, sequence)
-    if best is None:
-        return None
-    at, sequence = best
-    kept: list[str] = []
-    end = 0
-    for token in tokens:
-        if end + len(token) <= at:
-            kept.append(token)
-            end += len(token)
-            continue
-        if at > end:
-            kept.append(token[: at - end])
-        break
-    return kept, sequence
+def _tool_plan(body: dict[str, Any]) -> tuple[bool, dict[str, Any] | None, bool]:
+    """(search?, the client tool to call, whether tool_choice forces that call with no text before it)."""
+    tools = [tool for tool in body.get("tools") or () if isinstance(tool, dict)]
+    choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+    kind = choice.get("type", "auto")
+    if kind == "none":
+        return False, None, False
+    client = [tool for tool in tools if "input_schema" in tool and isinstance(tool.get("name"), str)]
+    if kind == "tool":
+        tool = next((tool for tool in client if tool["name"] == choice.get("name")), None)
+    else:
+        tool = client[0] if client else None
+    forced = tool is not None and kind in ("any", "tool")
+    search = not forced and any(str(tool.get("type", "")).startswith("web_search_") for tool in tools)
+    return search, tool, forced
 
 
-def estimate_input_tokens(body: dict[str, Any]) -> int:
-    """About four characters a token, plus the few tokens of framing each message costs."""
-    total = 0
-    system = body.get("system")
-    if system:
-        total += 3 + _content_tokens(system)
-    for message in body.get("messages") or ():
-        total += 4
-        if isinstance(message, dict):
-            total += _content_tokens(message.get("content"))
-    tools = body.get("tools")
-    if tools:
-        total += _chars_to_tokens(len(orjson.dumps(tools)))
-    return total
+def _query(body: dict[str, Any]) -> str:
+    return " ".join(prompt_text(body).split()[:_QUERY_WORDS]) or "latest news"
 
 
-def _content_tokens(content: Any) -> int:
-    if isinstance(content, str):
-        return _chars_to_tokens(len(content))
-    if not isinstance(content, list):
-        return 0
-    total = 0
-    for block in content:
-        if isinstance(block, dict) and isinstance(block.get("text"), str):
-            total += _chars_to_tokens(len(block["text"]))
-        else:
-            total += _chars_to_tokens(len(orjson.dumps(block)))
-    return total
+def _cited_block(
+    body: dict[str, Any], directives: Directives, results: list[dict[str, Any]], rng: random.Random
+) -> list[Block]:
+    """The text block that cites a search result or a document, when there is one to cite."""
+    count = rng.randint(*_CITED_WORDS)
+    tokens = words(rng, count, count)
+    tokens[0] = " " + tokens[0]
+    quoted = "".join(tokens).strip()
+    if results:
+        return [text_block(tokens, [web_citation(results[0], quoted, rng)])]
+    for index, document in enumerate(documents(body)):
+        enabled = isinstance(document.get("citations"), dict) and document["citations"].get("enabled")
+        if enabled or directives.citations:
+            return [text_block(tokens, [document_citation(document, index, quoted)])]
+    return []
 
 
-def _chars_to_tokens(chars: int) -> int:
-    return -(-chars // 4)
+def _usage(
+    body: dict[str, Any], directives: Directives, blocks: list[Block], results: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Usage at message_start and in message_delta. Plain requests get the API's minimal message_delta
+    (output tokens only); with caching or a search, message_delta restates the input counts as the API
+    does, the search having added its results to the input."""
+    output_tokens = sum(len(block.pieces) for block in blocks)
+    input_tokens = estimate_input_tokens(body)
+    cache = cache_use(body, directives.cache_read)
+    counts = {
+        "input_tokens": input_tokens if cache is None else cache.input_tokens,
+        "cache_creation_input_tokens": 0 if cache is None else cache.write_5m + cache.write_1h,
+        "cache_read_input_tokens": 0 if cache is None else cache.read,
+    }
+    start: dict[str, Any] = dict(counts)
+    if cache is not None:
+        start["cache_creation"] = {
+            "ephemeral_5m_input_tokens": cache.write_5m,
+            "ephemeral_1h_input_tokens": cache.write_1h,
+        }
+    start["output_tokens"] = 1
+    start["service_tier"] = directives.service_tier or "standard"
+    if cache is None and not results:
+        return start, {"output_tokens": output_tokens}
+    delta = {**counts, "output_tokens": output_tokens}
+    if results:
+        delta["input_tokens"] += -(-len(orjson.dumps(results)) // 4)
+        delta["server_tool_use"] = {"web_search_requests": 1, "web_fetch_requests": 0}
+    return start, delta
 
 
 def expected_reply(
     body: dict[str, Any], *, reply_tokens: tuple[int, int] = DEFAULT_REPLY_TOKENS
 ) -> dict[str, Any]:
-    """What the simulator answers for `body` when no fault strikes.
+    """What the simulator answers for `body` when no fault strikes: the final message's `content`, block by
+    block, its `text` (the text blocks joined), stop reason, sequence and details, usage and model. For a
+    transcript that breaks off with an error event, `{"error": {...}}` instead.
 
     Pass `reply_tokens` when the simulator was started with a non-default range.
     """
-    reply = build_reply(body, request_key(body), reply_tokens, parse_directives(body).tokens)
+    directives = parse_directives(body)
+    if directives.transcript is not None:
+        recorded = load_transcript(directives.transcript)
+        return _summary(recorded.outcome) if recorded.complete else {"error": recorded.outcome["error"]}
+    reply = build_reply(body, request_key(body), reply_tokens, directives)
+    return _summary(
+        message_object(
+            "",
+            body["model"],
+            reply.content,
+            reply.stop_reason,
+            reply.stop_sequence,
+            reply.usage,
+            reply.stop_details,
+        )
+    )
+
+
+def _summary(message: dict[str, Any]) -> dict[str, Any]:
+    content = message["content"]
     return {
-        "text": reply.text,
-        "stop_reason": reply.stop_reason,
-        "stop_sequence": reply.stop_sequence,
-        "usage": {
-            "input_tokens": reply.input_tokens,
-            "output_tokens": reply.output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
-        "model": body["model"],
+        "text": "".join(block["text"] for block in content if block["type"] == "text"),
+        "content": content,
+        "stop_reason": message["stop_reason"],
+        "stop_sequence": message["stop_sequence"],
+        "stop_details": message.get("stop_details"),
+        "usage": message["usage"],
+        "model": message["model"],
     }

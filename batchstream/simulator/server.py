@@ -14,28 +14,30 @@ from aiohttp import web
 from .config import SimulatorConfig
 from .directives import DirectiveError, parse_directives
 from .faults import MID_STREAM_FAULTS, STATUS_FAULTS, Fault, decide_fault
+from .prompt import estimate_input_tokens
 from .ratelimit import Admission, RequestLimiter, rate_limit_headers
-from .replies import Reply, build_reply, estimate_input_tokens, request_key
+from .replies import Reply, build_reply, request_key
 from .stats import RequestLog, Stats
+from .transcripts import load_transcript
 from .validation import validate_count_tokens_body, validate_messages_body
 from .wire import (
-    CONTENT_BLOCK_START,
-    CONTENT_BLOCK_STOP,
     DEFAULT_ERROR_MESSAGES,
-    DELTA_HEAD,
     DELTA_TAIL,
     ERROR_EVENT,
     JSON_CONTENT_TYPE,
     MESSAGE_STOP,
     PING,
     SSE_HEADERS,
+    block_start_event,
+    block_stop_event,
+    delta_head,
     error_body,
     message_delta_event,
     message_object,
     message_start_event,
     new_id,
     retry_after,
-    usage,
+    whole_delta_event,
 )
 
 # The service's own ceiling on a Messages request body.
@@ -199,6 +201,7 @@ class Simulator:
             )
             raise Rejection(429, message, "rate_limited", exchange.admission.wait_s)
         exchange.key = request_key(body)
+        self.stats.saw_betas(request.headers.get("anthropic-beta"))
         try:
             directives = parse_directives(body)
         except DirectiveError as exc:
@@ -207,6 +210,8 @@ class Simulator:
         if directives.status is not None:
             self.stats.faults[str(directives.status)] += 1
             self._fail_with_status(directives.status, str(directives.status))
+        if directives.transcript is not None:
+            return await self._replay(request, exchange, directives.transcript, bool(body.get("stream")))
         fault = decide_fault(config, exchange.key, exchange.attempt, directives.fail)
         if fault is not None:
             self.stats.faults[fault.kind] += 1
@@ -215,7 +220,7 @@ class Simulator:
                 self._fail_with_status(STATUS_FAULTS[fault.kind], fault.kind)
             if fault.kind == "stall":
                 return await self._stall(request)
-        reply = build_reply(body, exchange.key, config.reply_tokens, directives.tokens)
+        reply = build_reply(body, exchange.key, config.reply_tokens, directives)
         if config.ttft_s:
             await asyncio.sleep(config.ttft_s)
         if body.get("stream"):
@@ -241,10 +246,11 @@ class Simulator:
             message_object(
                 new_id("msg_"),
                 exchange.model or "",
-                reply.text,
+                reply.content,
                 reply.stop_reason,
                 reply.stop_sequence,
-                usage(reply.input_tokens, reply.output_tokens),
+                reply.usage,
+                reply.stop_details,
             )
         )
         response = web.StreamResponse(headers=self._headers(exchange))
@@ -272,13 +278,22 @@ class Simulator:
         await response.prepare(request)
         exchange.status = 200
         write = response.write
-        await write(message_start_event(new_id("msg_"), exchange.model or "", reply.input_tokens))
-        await write(CONTENT_BLOCK_START)
-        await write(PING)
-        tokens = reply.tokens
-        if fault is not None and fault.kind in MID_STREAM_FAULTS:
-            tokens = tokens[: fault.cut(len(tokens))]
-        await self._write_deltas(write, tokens, exchange)
+        await write(message_start_event(new_id("msg_"), exchange.model or "", reply.start_usage))
+        # A mid-stream fault strikes after this many pieces, counted across all blocks.
+        left = fault.cut(reply.output_tokens) if fault is not None and fault.kind in MID_STREAM_FAULTS else -1
+        for index, block in enumerate(reply.blocks):
+            await write(block_start_event(index, block.start))
+            if index == 0:
+                await write(PING)
+            pieces = block.pieces if left < 0 else block.pieces[:left]
+            await self._write_deltas(write, delta_head(index, block.delta_type), pieces, exchange)
+            if left >= 0:
+                left -= len(pieces)
+                if left == 0:
+                    break
+            for delta in block.after:
+                await write(whole_delta_event(index, delta))
+            await write(block_stop_event(index))
         if fault is not None:
             if fault.kind == "drop":
                 return _hang_up(request, response)
@@ -286,8 +301,9 @@ class Simulator:
                 await write(ERROR_EVENT)
             await response.write_eof()
             return response
-        await write(CONTENT_BLOCK_STOP)
-        await write(message_delta_event(reply.stop_reason, reply.stop_sequence, reply.output_tokens))
+        await write(
+            message_delta_event(reply.stop_reason, reply.stop_sequence, reply.stop_details, reply.delta_usage)
+        )
         await write(MESSAGE_STOP)
         await response.write_eof()
         exchange.outcome = "ok"
@@ -295,23 +311,55 @@ class Simulator:
         return response
 
     async def _write_deltas(
-        self, write: Callable[[bytes], Awaitable[None]], tokens: tuple[str, ...], exchange: Exchange
+        self,
+        write: Callable[[bytes], Awaitable[None]],
+        head: bytes,
+        pieces: tuple[str, ...],
+        exchange: Exchange,
     ) -> None:
         dumps = orjson.dumps
         if not self.config.tokens_per_s:
-            for token in tokens:
-                await write(DELTA_HEAD + dumps(token) + DELTA_TAIL)
+            for piece in pieces:
+                await write(head + dumps(piece) + DELTA_TAIL)
                 exchange.output_tokens += 1
             return
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.config.tokens_per_s
         start = loop.time()
-        for i, token in enumerate(tokens):
+        for i, piece in enumerate(pieces):
             delay = start + i * interval - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await write(DELTA_HEAD + dumps(token) + DELTA_TAIL)
+            await write(head + dumps(piece) + DELTA_TAIL)
             exchange.output_tokens += 1
+
+    async def _replay(
+        self, request: web.Request, exchange: Exchange, name: str, stream: bool
+    ) -> web.StreamResponse:
+        """Send a recorded transcript as it was recorded: no injected faults, no pacing."""
+        recorded = load_transcript(name)
+        if not stream and not recorded.complete:  # as for error_event faults: without events, it is a status
+            self._fail_with_status(529, "error_event")
+        headers = self._headers(exchange)
+        response: web.StreamResponse
+        if stream:
+            response = web.StreamResponse(headers={**SSE_HEADERS, **headers})
+            await response.prepare(request)
+            for event in recorded.events:
+                await response.write(event)
+            await response.write_eof()
+        else:
+            response = web.Response(
+                body=orjson.dumps(recorded.outcome), content_type=JSON_CONTENT_TYPE, headers=headers
+            )
+        exchange.status = 200
+        if not recorded.complete:
+            exchange.outcome = "error_event"
+            return response
+        exchange.outcome = "ok"
+        exchange.output_tokens = int(recorded.outcome["usage"]["output_tokens"])
+        self.stats.complete(exchange.key or "")
+        return response
 
 
 def _hang_up(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

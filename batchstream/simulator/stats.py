@@ -20,10 +20,16 @@ class Stats:
         self.faults: Counter[str] = Counter()
         self.attempts_per_key: Counter[str] = Counter()
         self.completions_per_key: Counter[str] = Counter()
+        self.betas: Counter[str] = Counter()
 
     def next_attempt(self, key: str) -> int:
         self.attempts_per_key[key] += 1
         return self.attempts_per_key[key]
+
+    def saw_betas(self, header: str | None) -> None:
+        """Count each beta named in an `anthropic-beta` header (the SDK joins them with commas)."""
+        if header:
+            self.betas.update(name for name in (part.strip() for part in header.split(",")) if name)
 
     def complete(self, key: str) -> None:
         self.completed += 1
@@ -39,6 +45,7 @@ class Stats:
             "completions_per_key": dict(self.completions_per_key),
             "max_completions_per_key": max(self.completions_per_key.values(), default=0),
             "attempts_per_key": dict(self.attempts_per_key),
+            "betas": dict(sorted(self.betas.items())),
         }
 
 

@@ -1,10 +1,12 @@
 """Bytes on the wire, shaped like the real Messages API so the SDK cannot tell the difference.
 
-Constant events are encoded once at import; per-event work is one `orjson.dumps` of the token text.
+Constant events are encoded once at import and delta heads once per (index, type); per-event work is one
+`orjson.dumps` of the streamed piece.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -42,82 +44,87 @@ DEFAULT_ERROR_MESSAGES = {
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 JSON_CONTENT_TYPE = "application/json"
 
-CONTENT_BLOCK_START = (
-    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
-    b'"content_block":{"type":"text","text":""}}\n\n'
-)
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
-DELTA_HEAD = (
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-    b'"delta":{"type":"text_delta","text":'
-)
 DELTA_TAIL = b"}}\n\n"
-CONTENT_BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 ERROR_EVENT = (
     b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
 )
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ids = random.Random()
+
+# The field each streamed delta type carries its piece in.
+DELTA_FIELDS = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
 
 
 def new_id(prefix: str) -> str:
     """`prefix` + "01" + 24 base62 characters, the shape of the service's message and request ids."""
-    return prefix + "01" + "".join(_ids.choices(_BASE62, k=24))
+    return prefix + "01" + "".join(_ids.choices(BASE62, k=24))
 
 
-def delta_event(token: str) -> bytes:
-    return DELTA_HEAD + orjson.dumps(token) + DELTA_TAIL
+@functools.cache
+def delta_head(index: int, delta_type: str) -> bytes:
+    """The bytes of a streamed delta up to its piece, so that each delta costs one `orjson.dumps`."""
+    field = DELTA_FIELDS[delta_type]
+    head = f'{{"type":"content_block_delta","index":{index},"delta":{{"type":"{delta_type}","{field}":'
+    return b"event: content_block_delta\ndata: " + head.encode()
 
 
 def _event(name: bytes, payload: dict[str, Any]) -> bytes:
     return b"event: " + name + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
-    return {
-        "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "output_tokens": output_tokens,
-        "service_tier": "standard",
-    }
+def block_start_event(index: int, block: dict[str, Any]) -> bytes:
+    payload = {"type": "content_block_start", "index": index, "content_block": block}
+    return _event(b"content_block_start", payload)
+
+
+def whole_delta_event(index: int, delta: dict[str, Any]) -> bytes:
+    return _event(b"content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+
+
+def block_stop_event(index: int) -> bytes:
+    return _event(b"content_block_stop", {"type": "content_block_stop", "index": index})
 
 
 def message_object(
     message_id: str,
     model: str,
-    text: str | None,
+    content: list[dict[str, Any]],
     stop_reason: str | None,
     stop_sequence: str | None,
-    usage_: dict[str, Any],
+    usage: dict[str, Any],
+    stop_details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A Message; `text=None` gives the empty-content form that opens a stream."""
-    return {
+    """A Message; with empty content and no stop reason, the form that opens a stream."""
+    message = {
         "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [] if text is None else [{"type": "text", "text": text}],
+        "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": usage_,
+        "usage": usage,
     }
+    if stop_details is not None:  # only refusals have any, and older API versions never send the field
+        message["stop_details"] = stop_details
+    return message
 
 
-def message_start_event(message_id: str, model: str, input_tokens: int) -> bytes:
-    message = message_object(message_id, model, None, None, None, usage(input_tokens, 1))
+def message_start_event(message_id: str, model: str, usage: dict[str, Any]) -> bytes:
+    message = message_object(message_id, model, [], None, None, usage)
     return _event(b"message_start", {"type": "message_start", "message": message})
 
 
-def message_delta_event(stop_reason: str, stop_sequence: str | None, output_tokens: int) -> bytes:
-    payload = {
-        "type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-        "usage": {"output_tokens": output_tokens},
-    }
-    return _event(b"message_delta", payload)
+def message_delta_event(
+    stop_reason: str, stop_sequence: str | None, stop_details: dict[str, Any] | None, usage: dict[str, Any]
+) -> bytes:
+    delta: dict[str, Any] = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
+    if stop_details is not None:
+        delta["stop_details"] = stop_details
+    return _event(b"message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
 
 
 def error_body(status: int, message: str, request_id: str) -> bytes:

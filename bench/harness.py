@@ -1,0 +1,325 @@
+"""Processes and measurements: a simulator in its own process, clients measured with `os.wait4`.
+
+Every client (batchstream's CLI, the naive script, the lag probe) runs as a child process, and its figures
+come from the rusage that `wait4` returns for that one child: user + system CPU and peak RSS of the client
+alone, including interpreter start-up and imports. The simulator is another child, started fresh for each
+scenario; the client never shares a process (or a GIL) with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BENCH_KEY = "sk-ant-bench-0000000000000000000000000000000000000000"
+
+
+class BenchError(RuntimeError):
+    """A run did not do what the scenario needs (crashed, timed out, wrong results)."""
+
+
+def client_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes: a fake key, no inherited ANTHROPIC_* settings, `bench`
+    importable whatever the working directory."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANTHROPIC_")}
+    env["ANTHROPIC_API_KEY"] = BENCH_KEY
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
+
+# -- inputs and outputs -----------------------------------------------------------------------------------
+
+
+def write_input(path: Path, count: int) -> Path:
+    """`count` distinct prompts in batchstream's simplest line form ({"id", "prompt"})."""
+    with path.open("wb") as out:
+        for start in range(0, count, 10_000):
+            out.write(
+                b"".join(
+                    orjson.dumps(
+                        {"id": f"item-{i:07d}", "prompt": f"Benchmark prompt {i}: write a short note."}
+                    )
+                    + b"\n"
+                    for i in range(start, min(count, start + 10_000))
+                )
+            )
+    return path
+
+
+@dataclass
+class ResultsSummary:
+    lines: int = 0
+    ok: int = 0
+    errors: int = 0
+    output_tokens: int = 0
+    texts: dict[str, str] = field(default_factory=dict)
+
+
+def read_results(path: Path, *, keep_texts: bool = False) -> ResultsSummary:
+    summary = ResultsSummary()
+    if not path.exists():
+        return summary
+    with path.open("rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            record = orjson.loads(raw)
+            summary.lines += 1
+            if record.get("status") == "ok":
+                summary.ok += 1
+                summary.output_tokens += int((record.get("usage") or {}).get("output_tokens") or 0)
+                if keep_texts:
+                    summary.texts[record["id"]] = record.get("text") or ""
+            else:
+                summary.errors += 1
+    return summary
+
+
+def drop_last_lines(path: Path, count: int) -> None:
+    """Remove the last `count` lines of a results file, as if the run had stopped that much earlier."""
+    data = path.read_bytes()
+    end = len(data)
+    for _ in range(count):
+        end = data.rfind(b"\n", 0, end - 1) + 1
+    with path.open("r+b") as fh:
+        fh.truncate(end)
+
+
+# -- the simulator ----------------------------------------------------------------------------------------
+
+
+class Simulator:
+    """`batchstream simulate` in its own process; `url` is what it printed once it was listening."""
+
+    def __init__(self, workdir: Path, **knobs: Any) -> None:
+        self.workdir = workdir
+        self.knobs = knobs
+        self.url = ""
+        self.cpu_s = 0.0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Simulator:
+        args = [PYTHON, "-m", "batchstream", "simulate", "--port", "0"]
+        for name, value in self.knobs.items():
+            if value is not None:
+                args += [f"--{name.replace('_', '-')}", str(value)]
+        out = self.workdir / "simulator.out"
+        with out.open("wb") as stdout:
+            self._proc = subprocess.Popen(
+                args, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=client_env()
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            text = out.read_text(errors="replace")
+            for line in text.splitlines():
+                if line.startswith("batchstream simulator listening on "):
+                    self.url = line.rsplit(" ", 1)[1].strip()
+                    return self
+            if self._proc.poll() is not None:
+                raise BenchError(f"the simulator exited at start-up:\n{text}")
+            time.sleep(0.02)
+        self.__exit__(None, None, None)
+        raise BenchError("the simulator did not announce its URL within 30 s")
+
+    def __exit__(self, *_exc: object) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, _, usage = _wait4(proc, timeout=15)
+            self.cpu_s = usage.ru_utime + usage.ru_stime
+        except TimeoutError:
+            proc.kill()
+            proc.wait()
+
+    def _get(self, path: str, method: str = "GET") -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.url + path, method=method, data=b"" if method == "POST" else None
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return orjson.loads(response.read())
+
+    def stats(self) -> dict[str, Any]:
+        return self._get("/_sim/stats")
+
+    def requests(self) -> int:
+        return int(self.stats()["requests"])
+
+    def reset(self) -> None:
+        self._get("/_sim/reset", method="POST")
+
+
+# -- measured client processes ----------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    """One client process: figures from its own rusage, times from the parent's clock."""
+
+    argv: list[str]
+    returncode: int
+    wall_s: float
+    cpu_s: float
+    user_s: float
+    sys_s: float
+    peak_rss_mb: float
+    first_request_s: float | None
+    stdout: str
+    stderr: str
+
+
+def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, Any]:
+    """`os.wait4` on one child, with a timeout that kills it; marks the Popen as reaped."""
+    timer = threading.Timer(timeout, lambda: _kill_quietly(proc.pid))
+    timer.start()
+    started = time.monotonic()
+    try:
+        pid, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if time.monotonic() - started >= timeout:
+        raise TimeoutError(f"pid {proc.pid} killed after {timeout:.0f} s")
+    return pid, status, usage
+
+
+def _kill_quietly(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _pty_stderr() -> Iterator[int]:
+    """A pseudo-terminal for the child's stderr (so it draws its terminal progress bar); drained here."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(master, 65536):
+                pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        yield slave
+    finally:
+        os.close(slave)
+        reader.join(timeout=5)
+        os.close(master)
+
+
+def run_client(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    simulator: Simulator | None = None,
+    timeout: float = 900,
+    tty: bool = False,
+    check: bool = True,
+) -> Measured:
+    """Run one client to completion. With `simulator`, also time its first request's arrival there
+    (polled every 5 ms, from the simulator's side, until one arrives or the client exits)."""
+    argv = list(argv)
+    out_path, err_path = cwd / "client.stdout", cwd / "client.stderr"
+    first: list[float] = []
+    done = threading.Event()
+    with contextlib.ExitStack() as stack:
+        stdout = stack.enter_context(out_path.open("wb"))
+        stderr: Any = stack.enter_context(_pty_stderr()) if tty else stack.enter_context(err_path.open("wb"))
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=client_env(), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
+        )
+        if simulator is not None:
+
+            def poll() -> None:
+                while not done.is_set():
+                    with contextlib.suppress(OSError):
+                        if simulator.requests() > 0:
+                            first.append(time.perf_counter() - started)
+                            return
+                    done.wait(0.005)
+
+            poller = threading.Thread(target=poll, daemon=True)
+            poller.start()
+        try:
+            _, _, usage = _wait4(proc, timeout)
+        finally:
+            wall = time.perf_counter() - started
+            done.set()
+    result = Measured(
+        argv=argv,
+        returncode=proc.returncode,
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        user_s=usage.ru_utime,
+        sys_s=usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        first_request_s=first[0] if first else None,
+        stdout=out_path.read_text(errors="replace"),
+        stderr="" if tty else err_path.read_text(errors="replace"),
+    )
+    if check and result.returncode != 0:
+        raise BenchError(
+            f"{' '.join(argv)} exited with "
+            f"{result.returncode}:\n{result.stderr[-3000:]}{result.stdout[-2000:]}"
+        )
+    return result
+
+
+def batchstream_argv(
+    input_path: Path,
+    output: Path,
+    url: str,
+    concurrency: int,
+    *,
+    quiet: bool = True,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    argv = [PYTHON, "-m", "batchstream", "run", str(input_path), "-o", str(output)]
+    argv += ["--base-url", url, "-c", str(concurrency), *extra]
+    return [*argv, "-q"] if quiet else argv
+
+
+def naive_argv(input_path: Path, output: Path, url: str, concurrency: int, max_retries: int = 0) -> list[str]:
+    return [
+        PYTHON,
+        "-m",
+        "bench.naive",
+        str(input_path),
+        "-o",
+        str(output),
+        "--base-url",
+        url,
+        "-c",
+        str(concurrency),
+        "--max-retries",
+        str(max_retries),
+    ]
+
+
+def startup_cpu(cwd: Path) -> Measured:
+    """CPU of starting Python and importing what a batchstream run imports, before any work."""
+    code = "import batchstream.cli, batchstream.runner, batchstream.stream, anthropic"
+    return run_client([PYTHON, "-c", code], cwd=cwd)

@@ -1,0 +1,90 @@
+"""Event-loop lag of a real batchstream run, measured from inside the same loop.
+
+`batchstream.runner.run_batch` is called exactly as a library user would call it. A loop policy adds one
+probe task to the loop that run starts: it sleeps 10 ms at a time and records by how much each sleep
+overshot. Any stretch in which batchstream's own code holds the loop shows up as overshoot. Prints one
+JSON object (lag statistics and the run's counts) on stdout.
+
+Run: python -m bench.lagprobe INPUT -o OUTPUT --base-url URL -c N
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+
+from batchstream.runner import RunConfig, run_batch
+
+INTERVAL_S = 0.010
+
+_overshoots: list[float] = []
+_marks: list[float] = []
+
+
+async def _probe() -> None:
+    clock = time.perf_counter
+    while True:
+        before = clock()
+        await asyncio.sleep(INTERVAL_S)
+        after = clock()
+        _overshoots.append(after - before - INTERVAL_S)
+        _marks.append(after)
+
+
+class _ProbingPolicy(asyncio.DefaultEventLoopPolicy):
+    """Every new loop gets the probe as its first task (anyio's asyncio backend asks the policy)."""
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        loop.call_soon(lambda: loop.create_task(_probe()))
+        return loop
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.lagprobe")
+    parser.add_argument("input", type=Path)
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("-c", "--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    asyncio.set_event_loop_policy(_ProbingPolicy())
+    started = time.perf_counter()
+    report = run_batch(
+        RunConfig(
+            input=args.input,
+            output=args.output,
+            base_url=args.base_url,
+            concurrency=args.concurrency,
+            quiet=True,
+        )
+    )
+    finished = time.perf_counter()
+    worst = max(range(len(_overshoots)), key=_overshoots.__getitem__) if _overshoots else None
+    print(
+        orjson.dumps(
+            {
+                "ok": report.ok,
+                "errors": report.errors,
+                "run_s": finished - started,
+                "samples": len(_overshoots),
+                "max_lag_ms": 1000 * max(_overshoots, default=0.0),
+                "p99_lag_ms": 1000 * _percentile(_overshoots, 0.99),
+                "p50_lag_ms": 1000 * _percentile(_overshoots, 0.50),
+                "over_50ms": sum(1 for lag in _overshoots if lag > 0.050),
+                "max_at_s": None if worst is None else _marks[worst] - started,
+            }
+        ).decode()
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""`python -m bench`: run the scenarios, print the table, write bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from .harness import BenchError
+from .report import Scenario, results_markdown, text_table, write_results
+from .scenarios import SCENARIOS, Context, log, measure_startup
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="batchstream against the SDK's documented streaming pattern, on the local simulator.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="Smaller sizes and fewer repeats (a couple of minutes)."
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="Run only this scenario (repeatable). Results are then printed, not written, unless --results.",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="Where to write the Markdown results (default: bench/RESULTS.md, unless --only is given).",
+    )
+    parser.add_argument("--workdir", type=Path, help="Keep inputs and outputs here (default: a temp dir).")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = args.only or list(SCENARIOS)
+    results_path = args.results or (None if args.only else RESULTS)
+    started_at = datetime.datetime.now().astimezone()
+    started = time.monotonic()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="batchstream-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(workdir=workdir, quick=args.quick)
+    scenarios: list[Scenario] = []
+    try:
+        log(f"working in {workdir}; measuring start-up cost")
+        measure_startup(ctx)
+        for index, name in enumerate(names, 1):
+            log(f"[{index}/{len(names)}] {name}")
+            began = time.monotonic()
+            try:
+                scenario = SCENARIOS[name](ctx)
+            except (BenchError, OSError, ValueError, KeyError) as exc:
+                traceback.print_exc()
+                scenario = Scenario(name, name, "", error=f"{type(exc).__name__}: {exc}"[:2000])
+            scenario.seconds = time.monotonic() - began
+            scenarios.append(scenario)
+            log(f"[{index}/{len(names)}] {name} took {scenario.seconds:.0f} s")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    total = time.monotonic() - started
+    print(text_table(scenarios))
+    for scenario in scenarios:
+        print(f"\n{scenario.title} ({scenario.seconds:.0f} s)")
+        if scenario.error:
+            print(f"  FAILED: {scenario.error}")
+        for note in scenario.notes:
+            print(f"  - {note}")
+    print(
+        f"\nstart-up (python + imports) CPU: {ctx.startup_cpu_s:.2f} s; suite wall time {total / 60:.1f} min"
+    )
+    if results_path is not None:
+        command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
+        write_results(
+            results_path,
+            results_markdown(scenarios, command=command, started=started_at, total_s=total, quick=args.quick),
+        )
+        print(f"results written to {results_path}")
+    # Missed goals are findings, reported in the table; only a scenario that could not run fails the suite.
+    return 1 if any(scenario.error for scenario in scenarios) else 0

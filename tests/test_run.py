@@ -1,0 +1,842 @@
+"""End to end: the real CLI (a subprocess) and the real SDK against the simulator over loopback.
+
+Every reply is predicted with `expected_reply(body)` for the exact request body batchstream should send, and
+the simulator's own stats (requests, completions per request key) show what was really sent, so these tests
+check the wire as well as the files. Independent CLI runs go in parallel: most of a run is Python start-up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+from conftest import TEST_KEY, cli_env, read_jsonl, run_cli, write_jsonl
+from genai_prices import calc_price, extract_usage
+
+from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, iter_requests
+from batchstream.pricing import Pricer
+from batchstream.simulator import expected_reply, request_key
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_inputs"
+HAIKU = "claude-haiku-4-5"
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+RULE = "^[a-zA-Z0-9_-]{1,64}$ (a Message Batches API rule)"  # the custom_id rule
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def parallel(*calls: Callable[[], T]) -> list[T]:
+    """Run independent CLI invocations at once; results in the order given."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [future.result() for future in futures]
+
+
+def body(content: str | list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+    """The request body batchstream should send: model and max_tokens default as the CLI's defaults do."""
+    messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
+    return {"model": DEFAULT_MODEL, "max_tokens": DEFAULT_MAX_TOKENS, "messages": messages, **params}
+
+
+def keys(*bodies: dict[str, Any]) -> dict[str, int]:
+    """Simulator `completions_per_key` for these bodies, each completed once."""
+    return {request_key(b): 1 for b in bodies}
+
+
+def by_id(rows: list[Row]) -> dict[str, Row]:
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids)), f"an id recorded twice: {sorted(ids)}"
+    return {row["id"]: row for row in rows}
+
+
+def genai_cost(model: str, usage: dict[str, Any]) -> float:
+    extracted = extract_usage({"usage": usage}, provider_id="anthropic")
+    return float(calc_price(extracted.usage, model, provider_id="anthropic").total_price)
+
+
+def assert_ok(row: Row, sent: dict[str, Any], *, reply_tokens: tuple[int, int] = (20, 80)) -> None:
+    """The row holds exactly the simulator's reply to `sent`, from the first attempt."""
+    want = expected_reply(sent, reply_tokens=reply_tokens)
+    assert row["status"] == "ok"
+    assert row["text"] == want["text"]
+    assert row["content"] == [{"type": "text", "text": want["text"]}]
+    assert row["stop_reason"] == want["stop_reason"]
+    assert row["stop_sequence"] == want["stop_sequence"]
+    assert row["model"] == sent["model"]
+    assert row["usage"] == {**want["usage"], "service_tier": "standard"}
+    assert row["attempts"] == 1
+    assert row["retries"] == {}
+    assert row["error"] is None
+    assert isinstance(row["request_id"], str) and row["request_id"].startswith("req_")
+
+
+def counts(rows: list[Row]) -> dict[str, Any]:
+    """What a summary line must say about these rows (costs summed exactly, then rounded to 9 places)."""
+    costs = [row["cost_usd"] for row in rows if row["cost_usd"] is not None]
+    unpriced = sum(row["cost_usd"] is None and row["usage"] is not None for row in rows)
+    cost = float(sum((Decimal(repr(c)) for c in costs), Decimal(0)).quantize(Decimal("1e-9")))
+    return {
+        "items": len(rows),
+        "ok": sum(row["status"] == "ok" for row in rows),
+        "errors": sum(row["status"] == "error" for row in rows),
+        **{name: sum((row["usage"] or {}).get(name, 0) for row in rows) for name in TOKEN_FIELDS},
+        "cost_usd": None if not costs and unpriced else cost,
+        "unpriced_items": unpriced,
+    }
+
+
+def assert_summary(path: Path, rows: list[Row]) -> None:
+    """One line per model (sorted), then the total; every figure equals the sum over the result lines."""
+    lines = read_jsonl(path)
+    models = sorted({row["model"] for row in rows})
+    assert [line["kind"] for line in lines] == ["model"] * len(models) + ["total"]
+    for line, model in zip(lines, models, strict=False):
+        assert line["model"] == model
+        assert {k: line[k] for k in counts(rows)} == counts([r for r in rows if r["model"] == model])
+    total = lines[-1]
+    assert {k: total[k] for k in counts(rows)} == counts(rows)
+    assert total["attempts"] == sum(row["attempts"] for row in rows)
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory` with its bytes, to show a command wrote nothing."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
+
+
+def names(directory: Path) -> list[str]:
+    """Files a run left, lock files aside."""
+    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))
+
+
+def assert_no_key(*texts: str | bytes) -> None:
+    for text in texts:
+        data = text if isinstance(text, bytes) else text.encode()
+        assert TEST_KEY.encode() not in data
+
+
+# --- exact replies, names, summary and cost ---------------------------------------------------------------
+
+TURNS = [
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello."},
+    {"role": "user", "content": "Name a prime."},
+]
+META = {"grader": "exact", "tags": ["a", 1, None, {"deep": [True, 2.5]}], "note": "ünïcode ✓"}
+
+
+def test_a_varied_batch_records_exactly_what_the_simulator_replied(tmp_path: Path, simulator) -> None:
+    lines = [
+        {"id": "prompt-form", "prompt": "Say hello.", "meta": META},
+        {
+            "id": "messages-form",
+            "system": "Answer tersely.",
+            "messages": TURNS,
+            "max_tokens": 50,
+            "meta": None,
+        },
+        {
+            "custom_id": "batches_form-1",
+            "params": {"model": HAIKU, "max_tokens": 100, "messages": [{"role": "user", "content": "Hello"}]},
+            "meta": "kept as is",
+        },
+        {"id": "cut-short", "prompt": "Write a long essay about rivers.", "max_tokens": 5},
+        {"id": "stop-seq", "prompt": "Tell me a story.", "stop_sequences": ["."]},
+        {
+            "id": "blocks",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Block text."}]}],
+            "temperature": 0.5,
+            "top_k": 3,
+        },
+        {"id": "beta-line", "prompt": "Through the beta client.", "betas": ["sim-beta-2025-01-01"]},
+    ]
+    sent = {
+        "prompt-form": body("Say hello."),
+        "messages-form": body(TURNS, max_tokens=50, system="Answer tersely."),
+        "batches_form-1": body("Hello", model=HAIKU, max_tokens=100),
+        "cut-short": body("Write a long essay about rivers.", max_tokens=5),
+        "stop-seq": body("Tell me a story.", stop_sequences=["."]),
+        "blocks": body(
+            [{"role": "user", "content": [{"type": "text", "text": "Block text."}]}], temperature=0.5, top_k=3
+        ),
+        "beta-line": body("Through the beta client."),
+    }
+    # The batch really exercises both early stops.
+    assert expected_reply(sent["cut-short"])["stop_reason"] == "max_tokens"
+    assert expected_reply(sent["cut-short"])["usage"]["output_tokens"] == 5
+    assert expected_reply(sent["stop-seq"])["stop_reason"] == "stop_sequence"
+    write_jsonl(tmp_path / "in.jsonl", lines)
+
+    done = run_cli("run", "in.jsonl", cwd=tmp_path, base_url=simulator.base_url)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert names(tmp_path) == ["in.jsonl", "in.results.jsonl", "in.results.summary.jsonl"]
+    rows = read_jsonl(tmp_path / "in.results.jsonl")
+    got = by_id(rows)
+    assert sorted(got) == sorted(sent)
+    for item_id, request in sent.items():
+        assert_ok(got[item_id], request)
+    assert got["cut-short"]["stop_reason"] == "max_tokens"
+    assert got["stop-seq"]["stop_reason"] == "stop_sequence"
+    assert got["stop-seq"]["stop_sequence"] == "."
+    assert "." not in got["stop-seq"]["text"]
+    # meta is copied unchanged, null included; a line without meta gets no meta key.
+    assert got["prompt-form"]["meta"] == META
+    assert "meta" in got["messages-form"] and got["messages-form"]["meta"] is None
+    assert got["batches_form-1"]["meta"] == "kept as is"
+    assert "meta" not in got["cut-short"]
+    assert len({row["request_id"] for row in rows}) == len(rows)
+    # The simulator received exactly these bodies, once each, and nothing else.
+    stats = simulator.stats()
+    assert stats["requests"] == len(sent)
+    assert stats["completions_per_key"] == keys(*sent.values())
+    # Cost: batchstream's pricer, which is genai-prices' figure.
+    for row in rows:
+        assert row["cost_usd"] == Pricer().cost(row["model"], row["usage"])
+        assert row["cost_usd"] == genai_cost(row["model"], row["usage"])
+        assert row["cost_usd"] > 0
+    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+    # The stderr table and the closing lines name both files.
+    assert done.stderr.endswith(
+        "batchstream: results: in.results.jsonl\nbatchstream: summary: in.results.summary.jsonl\n"
+    )
+    assert_no_key(done.stderr, *files(tmp_path).values())
+
+
+def test_the_sample_file_runs_on_the_built_in_simulator(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES / "prompts.jsonl", tmp_path / "prompts.jsonl")
+    requests = list(iter_requests(tmp_path / "prompts.jsonl", Defaults()))
+
+    done = run_cli("run", "prompts.jsonl", "--simulate", "-q", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")
+    rows = read_jsonl(tmp_path / "prompts.results.jsonl")
+    assert len(rows) == 40
+    got = by_id(rows)
+    assert sorted(got) == sorted(request.id for request in requests)
+    for request in requests:
+        assert_ok(got[request.id], request.params)
+    assert_summary(tmp_path / "prompts.results.summary.jsonl", rows)
+
+
+def test_output_and_summary_names(tmp_path: Path, simulator) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        write_jsonl(tmp_path / sub / "in.jsonl", [{"id": "x", "prompt": "Name a river."}])
+    (tmp_path / "b" / "sums").mkdir()
+
+    def run_in(sub: str, *options: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("run", "in.jsonl", "-q", *options, cwd=tmp_path / sub, base_url=simulator.base_url)
+
+    runs = parallel(lambda: run_in("a", "-o", "out.jsonl"), lambda: run_in("b", "--summary", "sums/s.jsonl"))
+
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    assert names(tmp_path / "a") == ["in.jsonl", "out.jsonl", "out.summary.jsonl"]
+    assert names(tmp_path / "b") == ["in.jsonl", "in.results.jsonl", "sums"]
+    assert names(tmp_path / "b" / "sums") == ["s.jsonl"]
+    for results, summary in [
+        ("a/out.jsonl", "a/out.summary.jsonl"),
+        ("b/in.results.jsonl", "b/sums/s.jsonl"),
+    ]:
+        [row] = read_jsonl(tmp_path / results)
+        assert_ok(row, body("Name a river."))
+        assert_summary(tmp_path / summary, [row])
+    assert simulator.stats()["completions_per_key"] == {request_key(body("Name a river.")): 2}
+
+
+def test_price_file_prices_a_made_up_model_and_an_unknown_model_costs_null(tmp_path: Path, simulator) -> None:
+    made_up, unknown = "sim-made-up-model", "sim-unknown-model"
+    lines = [
+        {"id": "made-up-1", "prompt": "First.", "model": made_up},
+        {"id": "made-up-2", "prompt": "Second, a bit longer.", "model": made_up},
+        {"id": "known", "prompt": "Priced by genai-prices.", "model": DEFAULT_MODEL},
+        {"id": "unknown-1", "prompt": "Third."},
+        {"id": "unknown-2", "prompt": "Fourth."},
+    ]
+    write_jsonl(tmp_path / "in.jsonl", lines)
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"sim-made-up-model": {"input": 2.5, "output": 12.25}}')
+
+    done = run_cli(
+        "run", "in.jsonl", "-q", "--model", unknown, "--price-file", "prices.json",
+        cwd=tmp_path, base_url=simulator.base_url,
+    )  # fmt: skip
+
+    # An unknown model still runs (exit 0) and warns once for the model, not once per item.
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "batchstream: warning: no price known for model 'sim-unknown-model': cost_usd is null "
+        "(give prices with --price-file)\n"
+    )
+    got = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
+    for line in lines:
+        assert_ok(got[line["id"]], body(line["prompt"], model=line.get("model", unknown)))
+    for item_id in ("made-up-1", "made-up-2"):
+        usage = got[item_id]["usage"]
+        exact = (Decimal("2.5") * usage["input_tokens"] + Decimal("12.25") * usage["output_tokens"]) / 10**6
+        assert got[item_id]["cost_usd"] == float(exact)
+        assert got[item_id]["cost_usd"] == Pricer(prices).cost(made_up, usage)
+    assert got["known"]["cost_usd"] == genai_cost(DEFAULT_MODEL, got["known"]["usage"])
+    # Never a silent 0: null, counted as unpriced.
+    assert got["unknown-1"]["cost_usd"] is None
+    assert got["unknown-2"]["cost_usd"] is None
+    summary = read_jsonl(tmp_path / "in.results.summary.jsonl")
+    assert [(line.get("model"), line["cost_usd"] is None, line["unpriced_items"]) for line in summary] == [
+        (DEFAULT_MODEL, False, 0),
+        (made_up, False, 0),
+        (unknown, True, 2),
+        (None, False, 2),
+    ]
+    assert_summary(tmp_path / "in.results.summary.jsonl", list(got.values()))
+
+
+def test_cli_defaults_fill_what_a_line_leaves_out_and_the_line_wins(tmp_path: Path, simulator) -> None:
+    write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "filled", "prompt": "Fill everything in."},
+            {
+                "id": "own",
+                "prompt": "Everything is mine.",
+                "model": DEFAULT_MODEL,
+                "max_tokens": 7,
+                "system": "Own system.",
+                "temperature": 0.0,
+            },
+            {
+                "custom_id": "own-budget",
+                "params": {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 9},
+            },
+        ],
+    )
+    defaults = {"model": HAIKU, "max_tokens": 40, "system": "Default system.", "temperature": 0.25}
+    sent = {
+        "filled": body("Fill everything in.", **defaults),
+        "own": body("Everything is mine.", max_tokens=7, system="Own system.", temperature=0.0),
+        "own-budget": body("Hi", **{**defaults, "max_tokens": 9}),
+    }
+
+    done = run_cli(
+        "run", "in.jsonl", "-q", "--model", HAIKU, "--max-tokens", "40", "--system", "Default system.",
+        "--temperature", "0.25", cwd=tmp_path, base_url=simulator.base_url,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    # The simulator saw exactly these bodies: defaults filled in, a line's own values (even 0.0) kept.
+    assert simulator.stats()["completions_per_key"] == keys(*sent.values())
+    rows = read_jsonl(tmp_path / "in.results.jsonl")
+    got = by_id(rows)
+    for item_id, request in sent.items():
+        assert_ok(got[item_id], request)
+    assert got["own"]["stop_reason"] == "max_tokens"  # its own max_tokens 7, not the default 40
+    assert got["own"]["usage"]["output_tokens"] == 7
+    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+
+
+# --- resume -------------------------------------------------------------------------------------------------
+
+SIX = [{"id": f"item-{n}", "prompt": f"Question number {n}?"} for n in range(6)]
+
+
+def test_resume_runs_only_what_is_missing_refuses_a_changed_input_and_restart_starts_over(
+    tmp_path: Path, simulator
+) -> None:
+    write_jsonl(tmp_path / "in.jsonl", SIX)
+    results = tmp_path / "in.results.jsonl"
+    sent = {line["id"]: body(line["prompt"]) for line in SIX}
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return run_cli("run", "in.jsonl", "-q", cwd=tmp_path, base_url=simulator.base_url)
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    assert simulator.stats()["requests"] == 6
+    written = results.read_bytes()
+
+    # Everything done: nothing is sent and the results file stays byte for byte.
+    again = run()
+    assert again.returncode == 0, again.stderr
+    assert (again.stdout, again.stderr) == ("", "")
+    assert simulator.stats()["requests"] == 6
+    assert results.read_bytes() == written
+    assert_summary(tmp_path / "in.results.summary.jsonl", read_jsonl(results))
+
+    # Lines lost, and a crash in the middle of the last one: exactly those three items run again.
+    old = written.splitlines(keepends=True)
+    kept = old[0] + old[2] + old[4]
+    lost = {orjson.loads(old[i])["id"] for i in (1, 3, 5)}
+    results.write_bytes(kept + old[5][: len(old[5]) // 2])
+
+    resumed = run()
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr == (
+        "batchstream: in.results.jsonl: dropped a half-written last line (left by a crash); "
+        "that item runs again\n"
+    )
+    stats = simulator.stats()
+    assert stats["requests"] == 9
+    assert stats["completions_per_key"] == {request_key(sent[i]): 2 if i in lost else 1 for i in sent}
+    assert results.read_bytes().startswith(kept)
+    rows = read_jsonl(results)
+    assert len(rows) == 6
+    assert {row["id"] for row in rows[3:]} == lost
+    got = by_id(rows)
+    assert sorted(got) == sorted(sent)
+    for item_id, request in sent.items():
+        assert_ok(got[item_id], request)
+    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+    written = results.read_bytes()
+
+    # A recorded item whose prompt changed: refused, naming it, nothing sent, the file byte-identical.
+    changed_lines = [dict(line) for line in SIX]
+    changed_lines[2]["prompt"] = "Question number two, rephrased?"
+    write_jsonl(tmp_path / "in.jsonl", changed_lines)
+
+    changed = run()
+
+    assert changed.returncode == 2
+    assert changed.stdout == ""
+    assert changed.stderr == (
+        "batchstream: error: in.results.jsonl: 1 recorded item(s) no longer match their input line "
+        "(prompt or parameters changed): 'item-2'. Nothing was sent. To start over, add --restart (the old "
+        "results are kept as a .bak file); to keep them, write to another file with -o.\n"
+    )
+    assert results.read_bytes() == written
+    assert simulator.stats()["requests"] == 9
+
+    # --restart: everything runs again from scratch, the old file kept as .bak.
+    restarted = run_cli("run", "in.jsonl", "-q", "--restart", cwd=tmp_path, base_url=simulator.base_url)
+
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stderr == "batchstream: --restart: previous results moved to in.results.jsonl.bak\n"
+    assert (tmp_path / "in.results.jsonl.bak").read_bytes() == written
+    sent["item-2"] = body("Question number two, rephrased?")
+    stats = simulator.stats()
+    assert stats["requests"] == 15
+    assert stats["completions_per_key"] == {
+        **{request_key(body(line["prompt"])): 3 if line["id"] in lost else 2 for line in SIX},
+        request_key(body("Question number 2?")): 1,
+        request_key(sent["item-2"]): 1,
+    }
+    rows = read_jsonl(results)
+    got = by_id(rows)
+    assert sorted(got) == sorted(sent)
+    for item_id, request in sent.items():
+        assert_ok(got[item_id], request)
+    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+
+
+def test_errors_give_exit_1_and_run_again_only_with_retry_errors(tmp_path: Path, simulator_factory) -> None:
+    lines = [
+        *SIX[:3],
+        {"id": "refused", "prompt": "Refuse me [[sim status=400]]", "meta": {"why": "directive"}},
+    ]
+    write_jsonl(tmp_path / "in.jsonl", lines)
+    results = tmp_path / "in.results.jsonl"
+    sent = {line["id"]: body(line["prompt"]) for line in lines}
+    api_error = {"type": "invalid_request_error", "message": "Invalid request (simulated).", "status": 400}
+
+    def assert_refused(row: Row) -> None:
+        """Recorded as error with the API's own type, message and status; a 400 is never retried."""
+        assert row["status"] == "error"
+        assert row["error"] == api_error
+        assert (row["attempts"], row["retries"]) == (1, {})
+        assert (row["text"], row["usage"], row["cost_usd"]) == (None, None, None)
+        assert row["request_id"].startswith("req_")
+
+    # Every first attempt fails with a 400, so every item ends in error.
+    failing = simulator_factory(fail_first=1, fail_kind="400")
+    first = run_cli("run", "in.jsonl", "-q", cwd=tmp_path, base_url=failing.base_url)
+
+    assert first.returncode == 1, first.stderr
+    assert (first.stdout, first.stderr) == ("", "")
+    got = by_id(read_jsonl(results))
+    assert sorted(got) == sorted(sent)
+    for row in got.values():
+        assert_refused(row)
+    assert got["refused"]["meta"] == {"why": "directive"}
+    assert failing.stats()["requests"] == 4
+    written = results.read_bytes()
+
+    healthy = simulator_factory()
+    # Without --retry-errors, recorded errors count as done: nothing is sent and the exit code stays 1.
+    again = run_cli("run", "in.jsonl", "-q", cwd=tmp_path, base_url=healthy.base_url)
+    assert again.returncode == 1, again.stderr
+    assert healthy.stats()["requests"] == 0
+    assert results.read_bytes() == written
+
+    retried = run_cli("run", "in.jsonl", "-q", "--retry-errors", cwd=tmp_path, base_url=healthy.base_url)
+
+    # The three ordinary items now succeed; the one whose prompt asks for a 400 fails again: exit 1.
+    assert retried.returncode == 1, retried.stderr
+    assert retried.stderr == "batchstream: --retry-errors: 4 recorded error(s) will run again\n"
+    stats = healthy.stats()
+    assert stats["requests"] == 4
+    assert stats["by_status"] == {"200": 3, "400": 1}
+    assert stats["completions_per_key"] == keys(*(sent[i] for i in sent if i != "refused"))
+    rows = read_jsonl(results)
+    assert len(rows) == 4
+    got = by_id(rows)
+    for item_id in ("item-0", "item-1", "item-2"):
+        assert_ok(got[item_id], sent[item_id])
+    assert_refused(got["refused"])
+    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+    total = read_jsonl(tmp_path / "in.results.summary.jsonl")[-1]
+    assert total["errors_by_type"] == {"invalid_request_error": 1}
+
+
+def test_a_run_killed_part_way_resumes_without_paying_twice(tmp_path: Path, simulator_factory) -> None:
+    lines = [{"id": f"k{n:02d}", "prompt": f"Slow item {n}."} for n in range(30)]
+    write_jsonl(tmp_path / "in.jsonl", lines)
+    results = tmp_path / "in.results.jsonl"
+    sent = {line["id"]: body(line["prompt"]) for line in lines}
+    slow = simulator_factory(tokens_per_s=50)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchstream", "run", "in.jsonl", "-q", "-c", "4"],
+        cwd=tmp_path,
+        env=cli_env(slow.base_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            if results.exists() and results.read_bytes().count(b"\n") >= 5:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
+    at_kill = results.read_bytes()
+    complete = at_kill[: at_kill.rfind(b"\n") + 1]
+    done_before = {orjson.loads(line)["id"] for line in complete.splitlines()}
+    assert 5 <= len(done_before) < 30
+    slow_completed = slow.stats()["completions_per_key"]
+    assert all(request_key(sent[item_id]) in slow_completed for item_id in done_before)
+
+    fast = simulator_factory()
+    resumed = run_cli("run", "in.jsonl", "-q", "-c", "4", cwd=tmp_path, base_url=fast.base_url)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert results.read_bytes().startswith(complete)
+    rows = read_jsonl(results)
+    got = by_id(rows)  # every id exactly once
+    assert sorted(got) == sorted(sent)
+    for item_id, request in sent.items():
+        assert_ok(got[item_id], request)
+    # Only what was not recorded ran again; finished items were not requested a second time.
+    stats = fast.stats()
+    assert stats["requests"] == 30 - len(done_before)
+    assert stats["completions_per_key"] == keys(*(sent[i] for i in sent if i not in done_before))
+    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+MSG = '[{"role": "user", "content": "Hi"}]'
+
+# Lines with exactly one problem each, worded as `batchstream.inputs` words it.
+ONE_PROBLEM: list[tuple[str | bytes, str]] = [
+    ("{nope", "invalid JSON: unexpected character, expected a string key at column 2"),
+    ('{"id": "q", "prompt": "Hi"', "invalid JSON: unexpected end of data at column 27"),
+    (b'{"id": "caf\xc3\xa9", "prompt": "\xff"}', "invalid UTF-8: byte 0xff at column 27 (byte offset 27)"),
+    ("[1, 2]", "expected a JSON object, got array"),
+    ('"just text"', 'expected a JSON object, got "just text"'),
+    ('{"prompt": "Hi"}', "id: missing (give 'id', or 'custom_id' in the Message Batches form)"),
+    ('{"id": "", "prompt": "Hi"}', 'id: expected a non-empty string, got ""'),
+    ('{"id": 7, "prompt": "Hi"}', "id: expected a non-empty string, got 7"),
+    (
+        '{"id": "two-ids", "custom_id": "two-ids", "prompt": "Hi"}',
+        "both 'id' and 'custom_id' given; keep one",
+    ),
+    (
+        '{"custom_id": "no spaces allowed", "prompt": "Hi"}',
+        f'custom_id: "no spaces allowed" does not match {RULE}',
+    ),
+    ('{"custom_id": "' + "x" * 65 + '", "prompt": "Hi"}', f'custom_id: "{"x" * 36}... does not match {RULE}'),
+    ('{"id": "nothing"}', "no 'prompt' or 'messages'; give one"),
+    (
+        '{"id": "both-forms", "prompt": "Hi", "messages": ' + MSG + "}",
+        "both 'prompt' and 'messages' given; keep one",
+    ),
+    ('{"id": "empty-prompt", "prompt": ""}', 'prompt: expected a non-empty string, got ""'),
+    ('{"id": "list-prompt", "prompt": ["Hi"]}', "prompt: expected a non-empty string, got array"),
+    ('{"id": "no-turns", "messages": []}', "messages: expected a non-empty list of messages, got []"),
+    (
+        '{"id": "obj-turns", "messages": {"role": "user"}}',
+        "messages: expected a non-empty list of messages, got object",
+    ),
+    ('{"id": "str-turn", "messages": ["Hi"]}', 'messages[0]: expected a JSON object, got "Hi"'),
+    (
+        '{"id": "bot", "messages": [{"role": "user", "content": "Hi"}, {"role": "bot", "content": "Yo"}]}',
+        "messages[1].role: expected 'user' or 'assistant', got \"bot\"",
+    ),
+    (
+        '{"id": "system-turn", "messages": [{"role": "system", "content": "Be brief."}]}',
+        "messages[0].role: expected 'user' or 'assistant', got \"system\""
+        " (put it in the top-level 'system' instead)",
+    ),
+    (
+        '{"id": "content-object", "messages": [{"role": "user", "content": {"text": "Hi"}}]}',
+        "messages[0].content: expected a string or a list of content blocks, got object",
+    ),
+    ('{"id": "m0", "prompt": "Hi", "model": ""}', 'model: expected a non-empty string, got ""'),
+    ('{"id": "t1", "prompt": "Hi", "max_tokens": -1}', "max_tokens: expected an integer >= 0, got -1"),
+    ('{"id": "t2", "prompt": "Hi", "max_tokens": 1.5}', "max_tokens: expected an integer >= 0, got 1.5"),
+    ('{"id": "t3", "prompt": "Hi", "max_tokens": true}', "max_tokens: expected an integer >= 0, got true"),
+    ('{"id": "t4", "prompt": "Hi", "max_tokens": "10"}', 'max_tokens: expected an integer >= 0, got "10"'),
+    (
+        '{"id": "hot", "prompt": "Hi", "temperature": 1.2}',
+        "temperature: expected a number from 0 to 1, got 1.2",
+    ),
+    (
+        '{"id": "nul", "prompt": "Hi", "temperature": null}',
+        "temperature: expected a number from 0 to 1, got null",
+    ),
+    ('{"id": "p1", "prompt": "Hi", "top_p": -0.1}', "top_p: expected a number from 0 to 1, got -0.1"),
+    ('{"id": "p2", "prompt": "Hi", "top_p": false}', "top_p: expected a number from 0 to 1, got false"),
+    ('{"id": "k1", "prompt": "Hi", "top_k": 2.0}', "top_k: expected an integer >= 0, got 2.0"),
+    (
+        '{"id": "s1", "prompt": "Hi", "stop_sequences": "END"}',
+        'stop_sequences: expected a list of strings, got "END"',
+    ),
+    (
+        '{"id": "s2", "prompt": "Hi", "stop_sequences": ["a", 1]}',
+        "stop_sequences[1]: expected a string, got 1",
+    ),
+    (
+        '{"id": "sys", "prompt": "Hi", "system": {"text": "S"}}',
+        "system: expected a string or a list of text blocks, got object",
+    ),
+    ('{"id": "b1", "prompt": "Hi", "betas": "b1"}', 'betas: expected a list of strings, got "b1"'),
+    ('{"id": "b2", "prompt": "Hi", "betas": ["b1", ""]}', 'betas[1]: expected a non-empty string, got ""'),
+    (
+        '{"id": "streams", "prompt": "Hi", "stream": true}',
+        "stream: batchstream always streams; remove 'stream'",
+    ),
+    ('{"id": "typo", "prompt": "Hi", "max_token": 5}', "max_token: unknown key; did you mean 'max_tokens'?"),
+    ('{"id": "xyz", "prompt": "Hi", "xyzzy": 5}', "xyzzy: unknown key"),
+    ('{"custom_id": "pa", "params": [1]}', "params: expected a JSON object, got array"),
+    (
+        '{"custom_id": "pc", "params": {"messages": ' + MSG + ', "betas": ["b"]}}',
+        "params.betas: not part of the request body; put it at the top level, next to 'params'",
+    ),
+    ('{"custom_id": "pd", "params": {}}', "params.messages: missing"),
+    (
+        '{"custom_id": "pe", "params": {"messages": ' + MSG + ', "max_tokens": -2}}',
+        "params.max_tokens: expected an integer >= 0, got -2",
+    ),
+    (
+        '{"custom_id": "pf", "params": {"messages": [{"role": "user", "content": 3}]}}',
+        "params.messages[0].content: expected a string or a list of content blocks, got 3",
+    ),
+    (
+        '{"custom_id": "pg", "params": {"messages": ' + MSG + '}, "model": "m", "max_tokens": 5}',
+        "params: cannot be combined with top-level 'max_tokens', 'model'; move them inside 'params'",
+    ),
+    (
+        '{"custom_id": "ph", "params": {"messages": ' + MSG + '}, "prompt": "Hi"}',
+        "params: cannot be combined with 'prompt'; put the conversation in params.messages",
+    ),
+]
+
+# Cases of several lines or problems: the lines, and (index among those lines, message); "{first}" stands
+# for the file's line number of the case's first line. A blank line is skipped but still counted.
+SEVERAL: list[tuple[list[str | bytes], list[tuple[int, str]]]] = [
+    (
+        ['{"id": "half-turns", "messages": [{"content": "Hi"}, {"role": "user"}]}'],
+        [(0, "messages[0].role: missing"), (0, "messages[1].content: missing")],
+    ),
+    (
+        ['{"id": "misspelt", "promt": "Hi"}'],
+        [(0, "promt: unknown key; did you mean 'prompt'?"), (0, "no 'prompt' or 'messages'; give one")],
+    ),
+    (
+        ['{"custom_id": "pb", "params": {"messages": ' + MSG + ', "temprature": 0.5, "stream": true}}'],
+        [
+            (0, "params.temprature: unknown key; did you mean 'temperature'?"),
+            (0, "params.stream: batchstream always streams; remove 'stream'"),
+        ],
+    ),
+    (
+        [
+            '{"id": "dup", "prompt": "A"}',
+            "",
+            '{"id": "dup", "prompt": "B"}',
+            '{"custom_id": "dup", "params": {"messages": ' + MSG + "}}",
+        ],
+        [
+            (2, "id: duplicate id 'dup' (first on line {first})"),
+            (3, "custom_id: duplicate id 'dup' (first on line {first})"),
+        ],
+    ),
+    (
+        ['{"id": "seen", "prompt": ""}', '{"id": "seen", "prompt": "B"}'],
+        [
+            (0, 'prompt: expected a non-empty string, got ""'),
+            (1, "id: duplicate id 'seen' (first on line {first})"),
+        ],
+    ),
+]
+BAD_CASES = [([line], [(0, message)]) for line, message in ONE_PROBLEM] + SEVERAL
+
+VALID = '{"id": "fine", "prompt": "Hi"}'
+
+
+def bad_files() -> list[tuple[list[str | bytes], list[str]]]:
+    """Pack the cases into files of at most 20 problems (all shown, none capped), each after a valid line."""
+    packed: list[tuple[list[str | bytes], list[str]]] = []
+    file_lines: list[str | bytes] = []
+    problems: list[tuple[int, str]] = []
+    for case_lines, case_problems in BAD_CASES:
+        if len(problems) + len(case_problems) > 20:
+            packed.append((file_lines, problems))  # type: ignore[arg-type]
+            file_lines, problems = [], []
+        if not file_lines:
+            file_lines = [VALID]
+        first = len(file_lines) + 1
+        problems += [
+            (first + index, message.replace("{first}", str(first))) for index, message in case_problems
+        ]
+        file_lines += case_lines
+    packed.append((file_lines, problems))  # type: ignore[arg-type]
+    return [(lines, [f":{line}: {message}" for line, message in problems]) for lines, problems in packed]
+
+
+def invalid_input(name: str, problems: list[str]) -> str:
+    """All of stderr for bad input; a problem is what follows the file name (":LINE: ..." or ": ...")."""
+    shown = "".join(f"{name}{problem}\n" for problem in problems)
+    plural = "" if len(problems) == 1 else "s"
+    return (
+        f"batchstream: invalid input:\n{shown}"
+        f"batchstream: {len(problems)} problem{plural} found; nothing was sent and no file was written\n"
+    )
+
+
+def test_refusals_send_nothing_and_write_nothing(tmp_path: Path, simulator) -> None:
+    """Bad input (through validate and run), no API key, a locked output: exit 2 at once, exact message."""
+    calls: list[tuple[list[str], dict[str, str] | None, str]] = []  # (arguments, env, all of stderr)
+
+    def refused(name: str, problems: list[str], *options: str) -> None:
+        for command in ("validate", "run"):
+            calls.append(([command, name, *options], None, invalid_input(name, problems)))
+
+    for number, (lines, problems) in enumerate(bad_files(), 1):
+        name = f"bad{number}.jsonl"
+        (tmp_path / name).write_bytes(
+            b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
+        )
+        refused(name, problems)
+    assert sum(len(problems) for _, problems in bad_files()) == sum(len(p) for _, p in BAD_CASES)
+    (tmp_path / "empty.jsonl").write_bytes(b"\n  \n")
+    refused("empty.jsonl", [": the file has no requests"])
+    refused("missing.jsonl", [": cannot read the file: No such file or directory"])
+    write_jsonl(
+        tmp_path / "no-model.jsonl",
+        [{"id": "a", "prompt": "Hi", "model": HAIKU}, {"id": "b", "prompt": "Hi"}],
+    )
+    refused("no-model.jsonl", [":2: model: missing, and no --model default"], "--model", "")
+    # An earlier run's results beside a now-broken input stay exactly as they were.
+    (tmp_path / "bad1.results.jsonl").write_bytes(b'{"id": "fine", "status": "ok", "request_hash": "0"}\n')
+
+    write_jsonl(
+        tmp_path / "good.jsonl",
+        [{"id": "a", "prompt": "Hi"}, {"custom_id": "b", "params": {"messages": TURNS}}],
+    )
+    calls.append((["validate", "good.jsonl"], None, "good.jsonl: 2 requests, all valid\n"))
+
+    no_key = cli_env(simulator.base_url)
+    del no_key["ANTHROPIC_API_KEY"]
+    no_key_message = (
+        "batchstream: error: no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) or run "
+        "against the built-in simulator with --simulate\n"
+    )
+    calls.append((["run", "good.jsonl"], no_key, no_key_message))
+
+    # Another run holds the lock on an output that already has results (with or without --restart).
+    [first, _] = iter_requests(tmp_path / "good.jsonl", Defaults())
+    (tmp_path / "good.results.jsonl").write_bytes(
+        orjson.dumps({"id": "a", "status": "ok", "request_hash": first.request_hash}) + b"\n"
+    )
+    lock_message = (
+        "batchstream: error: good.results.jsonl: another batchstream run is writing this file (lock held on "
+        "good.results.jsonl.lock); wait for it to finish or choose another --output\n"
+    )
+    calls.append((["run", "good.jsonl"], None, lock_message))
+    calls.append((["run", "good.jsonl", "--restart"], None, lock_message))
+    before = files(tmp_path)
+
+    fd = os.open(tmp_path / "good.results.jsonl.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        outcomes = parallel(
+            *[
+                lambda a=args, e=env: run_cli(*a, cwd=tmp_path, base_url=simulator.base_url, env=e)
+                for args, env, _ in calls
+            ]
+        )
+    finally:
+        os.close(fd)
+
+    for (args, _env, stderr), done in zip(calls, outcomes, strict=True):
+        expected_code = 0 if args == ["validate", "good.jsonl"] else 2
+        assert (args, done.returncode, done.stdout, done.stderr) == (args, expected_code, "", stderr)
+    assert files(tmp_path) == before
+    assert simulator.stats()["requests"] == 0
+
+
+# --- help ---------------------------------------------------------------------------------------------------
+
+
+COMMANDS = {
+    "run": [
+        "batchstream run prompts.jsonl --simulate",
+        "batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items",
+        "0    every item ok",
+        "130  interrupted (Ctrl-C / SIGTERM); run the same command to resume",
+    ],
+    "validate": [
+        "batchstream validate prompts.jsonl",
+        "0  the file is valid",
+        "2  problems found (listed on stderr)",
+    ],
+    "simulate": ["batchstream simulate --port 8765", "0  stopped with Ctrl-C / SIGTERM", "2  bad option"],
+}
+
+
+def test_help_of_each_command_shows_examples_and_exit_codes() -> None:
+    helps = dict(zip(COMMANDS, parallel(*[lambda c=c: run_cli(c, "--help") for c in COMMANDS]), strict=True))
+    for command, done in helps.items():
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        lines = [line.strip() for line in done.stdout.splitlines()]
+        assert done.stdout.startswith(f"Usage: batchstream {command} [OPTIONS]")
+        assert "Examples:" in lines
+        assert "Exit codes:" in lines
+        for line in COMMANDS[command]:
+            assert line in lines, (command, line)
+    run_lines = [line.strip() for line in helps["run"].stdout.splitlines()]
+    assert any(line.startswith("1    finished, but some items ended in error") for line in run_lines)
+    assert any(line.startswith("2    usage or input error") for line in run_lines)
