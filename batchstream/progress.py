@@ -40,6 +40,9 @@ class Progress:
     def _show(self) -> None:
         """Nothing to show by default (--quiet)."""
 
+    def tick(self) -> None:
+        """Called every second, so a batch of slow items still shows signs of life."""
+
     def close(self) -> None:
         """Nothing to close by default."""
 
@@ -62,7 +65,6 @@ class BarProgress(Progress):
         self._last_postfix = 0.0
 
     def _show(self) -> None:
-        self._bar.update(1)
         now = time.monotonic()
         if now - self._last_postfix >= 0.5:
             self._last_postfix = now
@@ -71,6 +73,10 @@ class BarProgress(Progress):
                 f"ok={self.ok} err={self.errors} out={tokens_per_s:,.0f} tok/s ${self.cost_usd:.4f}",
                 refresh=False,
             )
+        self._bar.update(1)
+
+    def tick(self) -> None:
+        self._bar.refresh()
 
     def close(self) -> None:
         self._bar.close()
@@ -88,6 +94,8 @@ class LineProgress(Progress):
         if now - self._last >= self._interval:
             self._last = now
             self._print()
+
+    tick = _show
 
     def _print(self) -> None:
         _, tokens_per_s = self._rates()

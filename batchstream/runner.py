@@ -345,6 +345,7 @@ class _Run:
                 if config.handle_signals:
                     outer.start_soon(self._watch_signals)
                 outer.start_soon(self.writer.sync_every, 1.0)
+                outer.start_soon(self._tick_progress)
                 await self._dispatch(plan.todo)
                 outer.cancel_scope.cancel()
         finally:
@@ -368,6 +369,11 @@ class _Run:
                         break
                 await self.controller.admit()
                 items.start_soon(self._run_item, request, worst)
+
+    async def _tick_progress(self) -> None:
+        while True:
+            await anyio.sleep(1.0)
+            self.progress.tick()
 
     def _stop(self, error: BaseException | None) -> None:
         if error is not None and self._stop_error is None:

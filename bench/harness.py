@@ -71,7 +71,8 @@ class ResultsSummary:
     ok: int = 0
     errors: int = 0
     output_tokens: int = 0
-    texts: dict[str, str] = field(default_factory=dict)
+    # id -> (text, tool call inputs), to check that two clients recorded the same replies
+    texts: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)
 
 
 def read_results(path: Path, *, keep_texts: bool = False) -> ResultsSummary:
@@ -88,10 +89,40 @@ def read_results(path: Path, *, keep_texts: bool = False) -> ResultsSummary:
                 summary.ok += 1
                 summary.output_tokens += int((record.get("usage") or {}).get("output_tokens") or 0)
                 if keep_texts:
-                    summary.texts[record["id"]] = record.get("text") or ""
+                    calls = [call.get("input") for call in record.get("tool_calls") or []]
+                    summary.texts[record["id"]] = (record.get("text") or "", calls)
             else:
                 summary.errors += 1
     return summary
+
+
+TOOL = {
+    "name": "write_file",
+    "description": "Write a text file.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["path", "content"],
+    },
+}
+
+
+def tool_request(input_bytes: int, index: int = 0) -> dict[str, Any]:
+    """A request the simulator answers with one forced write_file call of about `input_bytes` of JSON."""
+    return {
+        "messages": [
+            {"role": "user", "content": f"Write report {index}. [[sim tool_input_bytes={input_bytes}]]"}
+        ],
+        "tools": [TOOL],
+        "tool_choice": {"type": "tool", "name": TOOL["name"]},
+    }
+
+
+def write_tool_input(path: Path, count: int, input_bytes: int) -> Path:
+    with path.open("wb") as out:
+        for i in range(count):
+            out.write(orjson.dumps({"id": f"tool-{i:05d}", **tool_request(input_bytes, i)}) + b"\n")
+    return path
 
 
 def drop_last_lines(path: Path, count: int) -> None:
@@ -161,6 +192,24 @@ class Simulator:
 
     def stats(self) -> dict[str, Any]:
         return self._get("/_sim/stats")
+
+    def sends_tool_use(self) -> bool:
+        """Whether this simulator streams tool_use input (`[[sim tool_input_bytes=N]]`); it did not always."""
+        body = {"model": "claude-sonnet-5-5", "max_tokens": 1024, "stream": True, **tool_request(200)}
+        request = urllib.request.Request(
+            self.url + "/v1/messages",
+            data=orjson.dumps(body),
+            headers={
+                "x-api-key": BENCH_KEY,
+                "anthropic-version": "2023-06-01",
+                "content-type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return b'"input_json_delta"' in response.read()
+        except OSError:
+            return False
 
     def requests(self) -> int:
         return int(self.stats()["requests"])

@@ -22,14 +22,17 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 1024
 
 
+# Keys of an input line that are batchstream's, not part of the request body.
+_LINE_KEYS = frozenset({"id", "custom_id", "prompt", "params", "meta", "betas"})
+
+
 def _params(line: dict[str, Any]) -> dict[str, Any]:
-    params = dict(line.get("params") or {})
+    """The request body for one input line: its "params", or its top-level API fields and "prompt"."""
+    params = dict(line.get("params") or {key: value for key, value in line.items() if key not in _LINE_KEYS})
     if "prompt" in line:
         params["messages"] = [{"role": "user", "content": line["prompt"]}]
-    elif "messages" in line:
-        params["messages"] = line["messages"]
-    params.setdefault("model", line.get("model", DEFAULT_MODEL))
-    params.setdefault("max_tokens", line.get("max_tokens", DEFAULT_MAX_TOKENS))
+    params.setdefault("model", DEFAULT_MODEL)
+    params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     return params
 
 
@@ -37,6 +40,7 @@ async def _one(
     client: anthropic.AsyncAnthropic, semaphore: asyncio.Semaphore, line: dict[str, Any]
 ) -> dict[str, Any]:
     async with semaphore:
+        line_id = line.get("id") or line.get("custom_id")
         started = time.monotonic()
         try:
             async with client.messages.stream(**_params(line)) as stream:
@@ -45,11 +49,16 @@ async def _one(
                 message = await stream.get_final_message()
         except anthropic.APIError as exc:
             status = getattr(exc, "status_code", None)
-            return {"id": line["id"], "status": "error", "error": {"status": status, "message": str(exc)}}
+            return {"id": line_id, "status": "error", "error": {"status": status, "message": str(exc)}}
         return {
-            "id": line["id"],
+            "id": line_id,
             "status": "ok",
             "text": "".join(block.text for block in message.content if block.type == "text"),
+            "tool_calls": [
+                {"id": block.id, "name": block.name, "input": block.input}
+                for block in message.content
+                if block.type == "tool_use"
+            ],
             "stop_reason": message.stop_reason,
             "usage": message.usage.model_dump(),
             "latency_s": round(time.monotonic() - started, 4),

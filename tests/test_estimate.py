@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import TEST_KEY, cli_env, run_cli, write_jsonl
 
 from batchstream.estimate import estimate
 from batchstream.inputs import Defaults, Request, iter_requests
@@ -17,7 +18,6 @@ from batchstream.pricing import Pricer
 from batchstream.runner import _estimate_input_tokens
 from batchstream.shard import Shard
 from batchstream.simulator.replies import estimate_input_tokens
-from conftest import TEST_KEY, cli_env, run_cli, write_jsonl
 
 SONNET = "claude-sonnet-5-5"
 HAIKU = "claude-haiku-4-5"
@@ -26,7 +26,10 @@ HAIKU = "claude-haiku-4-5"
 def rows(count: int = 30) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i in range(count):
-        row: dict[str, Any] = {"id": f"item-{i}", "prompt": f"Question {i}: " + "why is the sky blue? " * (i % 7)}
+        row: dict[str, Any] = {
+            "id": f"item-{i}",
+            "prompt": f"Question {i}: " + "why is the sky blue? " * (i % 7),
+        }
         if i % 3 == 0:
             row["model"] = HAIKU
             row["max_tokens"] = 50 + i
