@@ -61,12 +61,10 @@ class MessageAccumulator:
                 # The whole signature comes in one delta and replaces the start's "" (as in the SDK).
                 self._blocks[event["index"]]["signature"] = delta["signature"]
             elif delta_type == "citations_delta":
+                # A new list each time (blocks hold few citations): content_block_start's own list, or null,
+                # stays as the caller gave it.
                 block = self._blocks[event["index"]]
-                citations = block.get("citations")
-                if citations is None:  # absent, or null in content_block_start
-                    block["citations"] = [delta["citation"]]
-                else:
-                    citations.append(delta["citation"])
+                block["citations"] = [*(block.get("citations") or ()), delta["citation"]]
         elif kind == "content_block_start":
             self._blocks.append(dict(event["content_block"]))
             self._parts.append([])

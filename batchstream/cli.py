@@ -531,9 +531,10 @@ def estimate_command(
     """Project the input tokens and the cost of INPUT before spending anything.
 
     Input tokens are counted by the API's free count_tokens endpoint when ANTHROPIC_API_KEY is set (or
-    with --simulate); without a key they are approximated locally (about 4 characters a token) and
-    labelled "approximate". The cost is a range per model: no output at all (min) to every item writing
-    its full max_tokens (max), plus a typical figure with --previous. The table goes to stderr.
+    with --simulate); without a key they are guessed on the high side from the prompt's size, as
+    `run --max-cost` does, and labelled "approximate". The cost is a range per model: no output at
+    all (min) to every item writing its full max_tokens (max), plus a typical figure with --previous.
+    The table goes to stderr.
 
     \b
     Examples:

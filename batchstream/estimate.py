@@ -27,9 +27,10 @@ from .errors import FatalAPIError, UsageError
 from .inputs import Defaults, Request, iter_requests
 from .pricing import PriceFileError, Pricer
 from .retry import classify
-from .runner import SIMULATOR_KEY, _estimate_input_tokens
+from .runner import SIMULATOR_KEY
 from .shard import Shard
 from .summary import summarize_file
+from .tokens import estimate_input_tokens
 
 __all__ = ["APPROXIMATE", "COUNT_TOKENS", "Estimate", "Projection", "estimate", "format_estimate"]
 
@@ -160,7 +161,7 @@ class _Projector:
         projection = self.models.get(model)
         if projection is None:
             projection = self.models[model] = Projection.blank(self._mean_outputs is not None)
-        input_tokens = _estimate_input_tokens(request) if counted is None else counted
+        input_tokens = estimate_input_tokens(request.params) if counted is None else counted
         projection.items += 1
         projection.approximated_items += int(counted is None)
         projection.input_tokens += input_tokens

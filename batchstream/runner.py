@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import orjson
 
 from .budget import Budget
 from .errors import ExitCode, FatalAPIError, OutputWriteError, ResumeMismatchError, UsageError
 from .inputs import Defaults, Request, iter_requests
 from .limiter import LaunchController
+from .markdown import append_github_step_summary, first_errors, markdown_summary
 from .pricing import PriceFileError, Pricer
 from .progress import Progress, make_progress
 from .results import (
@@ -41,6 +41,7 @@ from .retry import Backoff, Failure, classify
 from .shard import Shard
 from .stream import StreamClient, StreamOutcome
 from .summary import RunStats, format_table, summarize_file, write_summary
+from .tokens import estimate_input_tokens
 
 if TYPE_CHECKING:
     from .simulator import SimulatorConfig
@@ -214,8 +215,12 @@ class _Run:
     def _plan(self, checkpoint: Checkpoint) -> _Plan:
         plan = _Plan(checkpoint)
         mismatched: list[str] = []
+        priced: set[str] = set()
         for request in self._requests():
             plan.total += 1
+            if self.config.max_cost is not None and request.params["model"] not in priced:
+                self._require_price(request.params["model"])
+                priced.add(request.params["model"])
             seen = checkpoint.recorded.get(request.id)
             if seen is None:
                 plan.todo.add(request.line)
@@ -238,6 +243,13 @@ class _Run:
                 "file with -o."
             )
         return plan
+
+    def _require_price(self, model: str) -> None:
+        if self.pricer.cost(model, {"input_tokens": 1, "output_tokens": 1}) is None:
+            raise UsageError(
+                f"--max-cost needs a price for every model, and none is known for {model!r} "
+                "(give one with --price-file)"
+            )
 
     def _prepare(self, stack: ExitStack) -> _Plan:
         """Validate and plan without touching the output; then lock it and make it ready to append."""
@@ -281,7 +293,7 @@ class _Run:
             self.budget = (
                 None
                 if config.max_cost is None
-                else Budget(config.max_cost, plan.checkpoint.cost_usd, self.pricer, _estimate_input_tokens)
+                else Budget(config.max_cost, plan.checkpoint.cost_usd, self.pricer)
             )
             self.stopped_by_budget = False
             started = anyio.current_time()
@@ -414,7 +426,7 @@ class _Run:
     async def _attempts(self, request: Request) -> dict[str, Any] | None:
         config = self.config
         controller = self.controller
-        input_estimate = _estimate_input_tokens(request)
+        input_estimate = estimate_input_tokens(request.params)
         max_tokens = int(request.params.get("max_tokens") or 0)
         retries: dict[str, int] = {}
         attempt = 0
@@ -518,6 +530,11 @@ class _Run:
         lines = summarize_file(self.output).lines(run=run, extra=extra) if self.output.exists() else []
         if self.summary_path is not None:
             write_summary(self.summary_path, lines)
+        if lines and os.environ.get("GITHUB_STEP_SUMMARY"):
+            try:
+                append_github_step_summary(markdown_summary(lines, first_errors(self.output)))
+            except OutputWriteError as exc:
+                self.log(f"warning: {exc}")
         if not self.config.quiet and lines:
             print(format_table(lines), file=sys.stderr, flush=True)
         return lines
@@ -534,15 +551,6 @@ def _fatal_error(failure: Failure, output: Path) -> FatalAPIError:
         f"the same way, so the run stopped. Results already written to {output} are kept; fix the cause "
         "and run the same command again to resume."
     )
-
-
-def _estimate_input_tokens(request: Request) -> int:
-    """A cheap guess on the high side, for pacing and budgets: three bytes of JSON per token."""
-    params = request.params
-    size = len(orjson.dumps(params.get("messages"))) + len(orjson.dumps(params.get("system")))
-    if "tools" in params:
-        size += len(orjson.dumps(params["tools"]))
-    return size // 3 + 8
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -1,4 +1,4 @@
-"""Crashes and interruptions: the results file is the checkpoint, so no kill may lose or repeat a finished item.
+"""Crashes and interruptions: the results file is the checkpoint, so no kill may lose or repeat a done item.
 
 The simulator runs in this process and outlives every batchstream process it serves, so its per-key
 counts show exactly which items were requested again after a kill.
@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import cli_env, read_jsonl, run_cli, write_jsonl
 
 from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from batchstream.simulator import SimulatorThread, expected_reply, request_key
-from conftest import cli_env, read_jsonl, run_cli, write_jsonl
 
 SimFactory = Callable[..., SimulatorThread]
 
@@ -110,7 +110,9 @@ def test_kill_9_at_random_points_never_loses_or_repeats_a_finished_item(
             recorded_at.setdefault(item, attempts[keys[item]])
         # The only work a kill throws away is what was in flight: items requested during this run
         # whose line is not in the file. There are never more of those than the concurrency.
-        requested_now = {item for item, key in keys.items() if attempts.get(key, 0) > previous_attempts.get(item, 0)}
+        requested_now = {
+            item for item, key in keys.items() if attempts.get(key, 0) > previous_attempts.get(item, 0)
+        }
         assert len(requested_now - set(ids)) <= concurrency
         previous_attempts = {item: attempts.get(key, 0) for item, key in keys.items()}
 
@@ -197,12 +199,17 @@ def test_a_second_sigint_quits_at_once_with_130_and_a_valid_file(
     proc = start_run(*args, base_url=sim.base_url)
     assert wait_for_lines(results, 5, proc), "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.02)
+    assert proc.stderr is not None
+    first = proc.stderr.readline().decode()  # the first signal has been handled once this is printed
+    assert first.startswith("batchstream: interrupted: stopping"), first
     proc.send_signal(signal.SIGINT)
     _, err_bytes = proc.communicate(timeout=GUARD_S)
-    stderr = err_bytes.decode()
+    stderr = first + err_bytes.decode()
 
-    assert proc.returncode == 130, stderr
+    # The second signal either reaches the run while it is stopping (it quits at once with 130) or, when the
+    # graceful stop already finished, the interpreter's teardown, which dies of SIGINT: a shell reports that
+    # as 130 too. Anything else (1, a traceback) is wrong.
+    assert proc.returncode in (130, -signal.SIGINT), stderr
     assert "Traceback" not in stderr
     raw = results.read_bytes()
     assert raw.endswith(b"\n")

@@ -15,9 +15,9 @@ from conftest import TEST_KEY, cli_env, run_cli, write_jsonl
 from batchstream.estimate import estimate
 from batchstream.inputs import Defaults, Request, iter_requests
 from batchstream.pricing import Pricer
-from batchstream.runner import _estimate_input_tokens
 from batchstream.shard import Shard
 from batchstream.simulator.replies import estimate_input_tokens
+from batchstream.tokens import estimate_input_tokens as local_estimate
 
 SONNET = "claude-sonnet-5-5"
 HAIKU = "claude-haiku-4-5"
@@ -120,7 +120,7 @@ def test_without_a_key_input_tokens_are_approximate_and_labelled(tmp_path: Path,
     done = run_cli("estimate", path, "--json", env=env)
     assert done.returncode == 0, done.stderr
     report = orjson.loads(done.stdout)
-    assert_matches(report, expected(path, _estimate_input_tokens))
+    assert_matches(report, expected(path, lambda request: local_estimate(request.params)))
     assert report["input_tokens_source"] == "approximate"
     for line in by_model(report).values():
         assert line["input_tokens_source"] == "approximate"
@@ -210,7 +210,7 @@ def test_an_item_count_tokens_refuses_falls_back_to_the_approximation(tmp_path: 
     report = orjson.loads(done.stdout)
 
     def count(request: Request) -> int:
-        return _estimate_input_tokens(request) if request.id == "odd" else simulator_count(request)
+        return local_estimate(request.params) if request.id == "odd" else simulator_count(request)
 
     assert_matches(report, expected(path, count))
     assert report["count_errors"] == {"invalid_request_error": 1}

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import read_jsonl, run_cli, write_jsonl
 
 from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from batchstream.simulator import SimulatorThread, expected_reply, request_key
-from conftest import read_jsonl, run_cli, write_jsonl
 
 SimFactory = Callable[..., SimulatorThread]
 
@@ -251,7 +251,12 @@ def test_401_stops_at_once_keeps_what_was_written_and_a_rerun_completes_each_ite
     # An earlier run finished the first 8 items.
     first_sim = simulator_factory(retry_after_s=0)
     first = run_cli(
-        "run", write_jsonl(tmp_path / "part.jsonl", rows[:8]), "-o", results, *FAST, base_url=first_sim.base_url
+        "run",
+        write_jsonl(tmp_path / "part.jsonl", rows[:8]),
+        "-o",
+        results,
+        *FAST,
+        base_url=first_sim.base_url,
     )
     assert first.returncode == 0, first.stderr
     before = results.read_bytes()
@@ -290,7 +295,9 @@ def test_401_stops_at_once_keeps_what_was_written_and_a_rerun_completes_each_ite
 # --- the server's pacing ---------------------------------------------------------------------------------
 
 
-def test_retry_after_is_honoured_even_with_a_tiny_backoff(tmp_path: Path, simulator_factory: SimFactory) -> None:
+def test_retry_after_is_honoured_even_with_a_tiny_backoff(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
     sim = simulator_factory(fail_first=1, fail_kind="429", retry_after_s=1)
     prompts = {f"w{i}": f"Wait for it {i}." for i in range(4)}
     inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": p} for i, p in prompts.items()])

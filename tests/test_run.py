@@ -14,19 +14,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import pytest
 from conftest import TEST_KEY, cli_env, read_jsonl, run_cli, write_jsonl
 from genai_prices import calc_price, extract_usage
 
 from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, iter_requests
 from batchstream.pricing import Pricer
-from batchstream.simulator import expected_reply, request_key
+from batchstream.simulator import SimulatorConfig, SimulatorThread, expected_reply, request_key
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_inputs"
 HAIKU = "claude-haiku-4-5"
@@ -69,9 +71,9 @@ def genai_cost(model: str, usage: dict[str, Any]) -> float:
     return float(calc_price(extracted.usage, model, provider_id="anthropic").total_price)
 
 
-def assert_ok(row: Row, sent: dict[str, Any], *, reply_tokens: tuple[int, int] = (20, 80)) -> None:
-    """The row holds exactly the simulator's reply to `sent`, from the first attempt."""
-    want = expected_reply(sent, reply_tokens=reply_tokens)
+def assert_ok(row: Row, sent: dict[str, Any]) -> None:
+    """The row holds exactly the simulator's reply to `sent` (default knobs), from the first attempt."""
+    want = expected_reply(sent)
     assert row["status"] == "ok"
     assert row["text"] == want["text"]
     assert row["content"] == [{"type": "text", "text": want["text"]}]
@@ -237,33 +239,9 @@ def test_the_sample_file_runs_on_the_built_in_simulator(tmp_path: Path) -> None:
     assert_summary(tmp_path / "prompts.results.summary.jsonl", rows)
 
 
-def test_output_and_summary_names(tmp_path: Path, simulator) -> None:
-    for sub in ("a", "b"):
-        (tmp_path / sub).mkdir()
-        write_jsonl(tmp_path / sub / "in.jsonl", [{"id": "x", "prompt": "Name a river."}])
-    (tmp_path / "b" / "sums").mkdir()
-
-    def run_in(sub: str, *options: str) -> subprocess.CompletedProcess[str]:
-        return run_cli("run", "in.jsonl", "-q", *options, cwd=tmp_path / sub, base_url=simulator.base_url)
-
-    runs = parallel(lambda: run_in("a", "-o", "out.jsonl"), lambda: run_in("b", "--summary", "sums/s.jsonl"))
-
-    for done in runs:
-        assert done.returncode == 0, done.stderr
-    assert names(tmp_path / "a") == ["in.jsonl", "out.jsonl", "out.summary.jsonl"]
-    assert names(tmp_path / "b") == ["in.jsonl", "in.results.jsonl", "sums"]
-    assert names(tmp_path / "b" / "sums") == ["s.jsonl"]
-    for results, summary in [
-        ("a/out.jsonl", "a/out.summary.jsonl"),
-        ("b/in.results.jsonl", "b/sums/s.jsonl"),
-    ]:
-        [row] = read_jsonl(tmp_path / results)
-        assert_ok(row, body("Name a river."))
-        assert_summary(tmp_path / summary, [row])
-    assert simulator.stats()["completions_per_key"] == {request_key(body("Name a river.")): 2}
-
-
-def test_price_file_prices_a_made_up_model_and_an_unknown_model_costs_null(tmp_path: Path, simulator) -> None:
+def test_price_file_prices_a_made_up_model_an_unknown_model_costs_null_and_summary_path(
+    tmp_path: Path, simulator
+) -> None:
     made_up, unknown = "sim-made-up-model", "sim-unknown-model"
     lines = [
         {"id": "made-up-1", "prompt": "First.", "model": made_up},
@@ -275,10 +253,11 @@ def test_price_file_prices_a_made_up_model_and_an_unknown_model_costs_null(tmp_p
     write_jsonl(tmp_path / "in.jsonl", lines)
     prices = tmp_path / "prices.json"
     prices.write_text('{"sim-made-up-model": {"input": 2.5, "output": 12.25}}')
+    (tmp_path / "sums").mkdir()
 
     done = run_cli(
         "run", "in.jsonl", "-q", "--model", unknown, "--price-file", "prices.json",
-        cwd=tmp_path, base_url=simulator.base_url,
+        "--summary", "sums/s.jsonl", cwd=tmp_path, base_url=simulator.base_url,
     )  # fmt: skip
 
     # An unknown model still runs (exit 0) and warns once for the model, not once per item.
@@ -287,6 +266,9 @@ def test_price_file_prices_a_made_up_model_and_an_unknown_model_costs_null(tmp_p
         "batchstream: warning: no price known for model 'sim-unknown-model': cost_usd is null "
         "(give prices with --price-file)\n"
     )
+    # --summary names the summary; the results keep their default name.
+    assert names(tmp_path) == ["in.jsonl", "in.results.jsonl", "prices.json", "sums"]
+    assert names(tmp_path / "sums") == ["s.jsonl"]
     got = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
     for line in lines:
         assert_ok(got[line["id"]], body(line["prompt"], model=line.get("model", unknown)))
@@ -299,17 +281,19 @@ def test_price_file_prices_a_made_up_model_and_an_unknown_model_costs_null(tmp_p
     # Never a silent 0: null, counted as unpriced.
     assert got["unknown-1"]["cost_usd"] is None
     assert got["unknown-2"]["cost_usd"] is None
-    summary = read_jsonl(tmp_path / "in.results.summary.jsonl")
+    summary = read_jsonl(tmp_path / "sums" / "s.jsonl")
     assert [(line.get("model"), line["cost_usd"] is None, line["unpriced_items"]) for line in summary] == [
         (DEFAULT_MODEL, False, 0),
         (made_up, False, 0),
         (unknown, True, 2),
         (None, False, 2),
     ]
-    assert_summary(tmp_path / "in.results.summary.jsonl", list(got.values()))
+    assert_summary(tmp_path / "sums" / "s.jsonl", list(got.values()))
 
 
-def test_cli_defaults_fill_what_a_line_leaves_out_and_the_line_wins(tmp_path: Path, simulator) -> None:
+def test_cli_defaults_fill_what_a_line_leaves_out_the_line_wins_and_output_path(
+    tmp_path: Path, simulator
+) -> None:
     write_jsonl(
         tmp_path / "in.jsonl",
         [
@@ -336,20 +320,22 @@ def test_cli_defaults_fill_what_a_line_leaves_out_and_the_line_wins(tmp_path: Pa
     }
 
     done = run_cli(
-        "run", "in.jsonl", "-q", "--model", HAIKU, "--max-tokens", "40", "--system", "Default system.",
-        "--temperature", "0.25", cwd=tmp_path, base_url=simulator.base_url,
+        "run", "in.jsonl", "-q", "-o", "out.jsonl", "--model", HAIKU, "--max-tokens", "40",
+        "--system", "Default system.", "--temperature", "0.25", cwd=tmp_path, base_url=simulator.base_url,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
+    # -o names the results; the summary is named after them.
+    assert names(tmp_path) == ["in.jsonl", "out.jsonl", "out.summary.jsonl"]
     # The simulator saw exactly these bodies: defaults filled in, a line's own values (even 0.0) kept.
     assert simulator.stats()["completions_per_key"] == keys(*sent.values())
-    rows = read_jsonl(tmp_path / "in.results.jsonl")
+    rows = read_jsonl(tmp_path / "out.jsonl")
     got = by_id(rows)
     for item_id, request in sent.items():
         assert_ok(got[item_id], request)
     assert got["own"]["stop_reason"] == "max_tokens"  # its own max_tokens 7, not the default 40
     assert got["own"]["usage"]["output_tokens"] == 7
-    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+    assert_summary(tmp_path / "out.summary.jsonl", rows)
 
 
 # --- resume -------------------------------------------------------------------------------------------------
@@ -482,6 +468,7 @@ def test_errors_give_exit_1_and_run_again_only_with_retry_errors(tmp_path: Path,
     # Without --retry-errors, recorded errors count as done: nothing is sent and the exit code stays 1.
     again = run_cli("run", "in.jsonl", "-q", cwd=tmp_path, base_url=healthy.base_url)
     assert again.returncode == 1, again.stderr
+    assert (again.stdout, again.stderr) == ("", "")
     assert healthy.stats()["requests"] == 0
     assert results.read_bytes() == written
 
@@ -708,21 +695,19 @@ VALID = '{"id": "fine", "prompt": "Hi"}'
 def bad_files() -> list[tuple[list[str | bytes], list[str]]]:
     """Pack the cases into files of at most 20 problems (all shown, none capped), each after a valid line."""
     packed: list[tuple[list[str | bytes], list[str]]] = []
-    file_lines: list[str | bytes] = []
-    problems: list[tuple[int, str]] = []
+    file_lines: list[str | bytes] = [VALID]
+    problems: list[str] = []
     for case_lines, case_problems in BAD_CASES:
         if len(problems) + len(case_problems) > 20:
-            packed.append((file_lines, problems))  # type: ignore[arg-type]
-            file_lines, problems = [], []
-        if not file_lines:
-            file_lines = [VALID]
+            packed.append((file_lines, problems))
+            file_lines, problems = [VALID], []
         first = len(file_lines) + 1
         problems += [
-            (first + index, message.replace("{first}", str(first))) for index, message in case_problems
+            f":{first + index}: {message.replace('{first}', str(first))}" for index, message in case_problems
         ]
         file_lines += case_lines
-    packed.append((file_lines, problems))  # type: ignore[arg-type]
-    return [(lines, [f":{line}: {message}" for line, message in problems]) for lines, problems in packed]
+    packed.append((file_lines, problems))
+    return packed
 
 
 def invalid_input(name: str, problems: list[str]) -> str:
@@ -735,39 +720,33 @@ def invalid_input(name: str, problems: list[str]) -> str:
     )
 
 
-def test_refusals_send_nothing_and_write_nothing(tmp_path: Path, simulator) -> None:
-    """Bad input (through validate and run), no API key, a locked output: exit 2 at once, exact message."""
-    calls: list[tuple[list[str], dict[str, str] | None, str]] = []  # (arguments, env, all of stderr)
+def prepare_refusals(directory: Path, base_url: str) -> list[tuple[list[str], dict[str, str] | None, str]]:
+    """Bad input (through validate and run), no API key, a locked output: (arguments, env, all of stderr)."""
+    calls: list[tuple[list[str], dict[str, str] | None, str]] = []
 
-    def refused(name: str, problems: list[str], *options: str) -> None:
+    def refused(name: str, problems: list[str]) -> None:
         for command in ("validate", "run"):
-            calls.append(([command, name, *options], None, invalid_input(name, problems)))
+            calls.append(([command, name], None, invalid_input(name, problems)))
 
     for number, (lines, problems) in enumerate(bad_files(), 1):
         name = f"bad{number}.jsonl"
-        (tmp_path / name).write_bytes(
+        (directory / name).write_bytes(
             b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
         )
         refused(name, problems)
-    assert sum(len(problems) for _, problems in bad_files()) == sum(len(p) for _, p in BAD_CASES)
-    (tmp_path / "empty.jsonl").write_bytes(b"\n  \n")
+    (directory / "empty.jsonl").write_bytes(b"\n  \n")
     refused("empty.jsonl", [": the file has no requests"])
     refused("missing.jsonl", [": cannot read the file: No such file or directory"])
-    write_jsonl(
-        tmp_path / "no-model.jsonl",
-        [{"id": "a", "prompt": "Hi", "model": HAIKU}, {"id": "b", "prompt": "Hi"}],
-    )
-    refused("no-model.jsonl", [":2: model: missing, and no --model default"], "--model", "")
     # An earlier run's results beside a now-broken input stay exactly as they were.
-    (tmp_path / "bad1.results.jsonl").write_bytes(b'{"id": "fine", "status": "ok", "request_hash": "0"}\n')
+    (directory / "bad1.results.jsonl").write_bytes(b'{"id": "fine", "status": "ok", "request_hash": "0"}\n')
 
     write_jsonl(
-        tmp_path / "good.jsonl",
+        directory / "good.jsonl",
         [{"id": "a", "prompt": "Hi"}, {"custom_id": "b", "params": {"messages": TURNS}}],
     )
     calls.append((["validate", "good.jsonl"], None, "good.jsonl: 2 requests, all valid\n"))
 
-    no_key = cli_env(simulator.base_url)
+    no_key = cli_env(base_url)
     del no_key["ANTHROPIC_API_KEY"]
     no_key_message = (
         "batchstream: error: no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) or run "
@@ -775,9 +754,9 @@ def test_refusals_send_nothing_and_write_nothing(tmp_path: Path, simulator) -> N
     )
     calls.append((["run", "good.jsonl"], no_key, no_key_message))
 
-    # Another run holds the lock on an output that already has results (with or without --restart).
-    [first, _] = iter_requests(tmp_path / "good.jsonl", Defaults())
-    (tmp_path / "good.results.jsonl").write_bytes(
+    # Another run holds the lock (see run_refusals) on an output that already records item "a".
+    [first, _] = iter_requests(directory / "good.jsonl", Defaults())
+    (directory / "good.results.jsonl").write_bytes(
         orjson.dumps({"id": "a", "status": "ok", "request_hash": first.request_hash}) + b"\n"
     )
     lock_message = (
@@ -785,25 +764,86 @@ def test_refusals_send_nothing_and_write_nothing(tmp_path: Path, simulator) -> N
         "good.results.jsonl.lock); wait for it to finish or choose another --output\n"
     )
     calls.append((["run", "good.jsonl"], None, lock_message))
-    calls.append((["run", "good.jsonl", "--restart"], None, lock_message))
-    before = files(tmp_path)
+    calls.append((["run", "good.jsonl", "--restart"], None, lock_message))  # --restart moves nothing either
+    (directory / "good.results.jsonl.lock").touch()
+    return calls
 
-    fd = os.open(tmp_path / "good.results.jsonl.lock", os.O_RDWR | os.O_CREAT)
+
+def run_refusals(
+    directory: Path, base_url: str, calls: list[tuple[list[str], dict[str, str] | None, str]]
+) -> list[subprocess.CompletedProcess[str]]:
+    fd = os.open(directory / "good.results.jsonl.lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        outcomes = parallel(
-            *[
-                lambda a=args, e=env: run_cli(*a, cwd=tmp_path, base_url=simulator.base_url, env=e)
-                for args, env, _ in calls
-            ]
-        )
+        return [run_cli(*args, cwd=directory, base_url=base_url, env=env) for args, env, _ in calls]
     finally:
         os.close(fd)
 
-    for (args, _env, stderr), done in zip(calls, outcomes, strict=True):
-        expected_code = 0 if args == ["validate", "good.jsonl"] else 2
-        assert (args, done.returncode, done.stdout, done.stderr) == (args, expected_code, "", stderr)
-    assert files(tmp_path) == before
+
+@dataclass
+class Refusals:
+    directory: Path
+    simulator: SimulatorThread
+    calls: list[tuple[list[str], dict[str, str] | None, str]]
+    before: dict[str, bytes]
+    outcomes: Future[list[subprocess.CompletedProcess[str]]]
+
+
+REFUSALS_TEST = "test_refusals_send_nothing_and_write_nothing"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def refusals(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Refusals | None]:
+    """Starts the refusal runs in the background when this module starts, if their test is selected.
+
+    They are about 40% of this file's CLI start-ups, each mostly CPU spent on imports; on one worker thread
+    beside the other tests (which mostly wait on one process at a time) they cost little wall time.
+    """
+    if not any(item.name == REFUSALS_TEST for item in request.session.items):
+        yield None
+        return
+    directory = tmp_path_factory.mktemp("refusals")
+    with SimulatorThread(SimulatorConfig(ttft_s=0.0)) as simulator, ThreadPoolExecutor(max_workers=1) as pool:
+        calls = prepare_refusals(directory, simulator.base_url)
+        before = files(directory)
+        outcomes = pool.submit(run_refusals, directory, simulator.base_url, calls)
+        yield Refusals(directory, simulator, calls, before, outcomes)
+
+
+def test_refusals_send_nothing_and_write_nothing(refusals: Refusals | None) -> None:
+    assert refusals is not None
+    assert sum(len(problems) for _, problems in bad_files()) == sum(len(p) for _, p in BAD_CASES)
+    outcomes = refusals.outcomes.result(timeout=300)
+    wrong = [
+        (args, done.returncode, done.stdout, done.stderr)
+        for (args, _env, stderr), done in zip(refusals.calls, outcomes, strict=True)
+        if (done.returncode, done.stdout, done.stderr)
+        != (0 if args == ["validate", "good.jsonl"] else 2, "", stderr)
+    ]
+    assert wrong == []
+    assert files(refusals.directory) == refusals.before
+    assert refusals.simulator.stats()["requests"] == 0
+
+
+def test_an_empty_model_default_is_refused_by_run_as_by_validate(tmp_path: Path, simulator) -> None:
+    """`--model ""` means "no default model": a line without a model is bad input for both commands."""
+    write_jsonl(
+        tmp_path / "in.jsonl", [{"id": "a", "prompt": "Hi", "model": HAIKU}, {"id": "b", "prompt": "Hi"}]
+    )
+    stderr = invalid_input("in.jsonl", [":2: model: missing, and no --model default"])
+
+    validated, ran = parallel(
+        *[
+            lambda c=command: run_cli(c, "in.jsonl", "--model", "", cwd=tmp_path, base_url=simulator.base_url)
+            for command in ("validate", "run")
+        ]
+    )
+
+    assert (validated.returncode, validated.stdout, validated.stderr) == (2, "", stderr)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (2, "", stderr)
+    assert names(tmp_path) == ["in.jsonl"]
     assert simulator.stats()["requests"] == 0
 
 
