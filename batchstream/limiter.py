@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 
 import anyio
 
@@ -181,10 +180,8 @@ class LaunchController:
             if bucket is None:
                 bucket = self._buckets[name] = TokenBucket(limit, clock=self._clock)
             bucket.observe(limit, remaining)
-            if remaining <= 0:
-                reset = _reset_in(headers.get(f"anthropic-ratelimit-{name}-reset"))
-                if reset:
-                    self._paused_until = max(self._paused_until, self._clock() + reset)
+        # No pause until the `-reset` time: that is when the whole bucket is full again, while the next
+        # request fits much sooner; the bucket, now empty, already waits just that long.
 
 
 def _number(value: str | None) -> float | None:
@@ -194,13 +191,3 @@ def _number(value: str | None) -> float | None:
         return float(value)
     except ValueError:
         return None
-
-
-def _reset_in(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return max(0.0, moment.timestamp() - time.time())

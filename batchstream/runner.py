@@ -380,6 +380,9 @@ class _Run:
                         )
                         break
                 await self.controller.admit()
+                if self._outer.cancel_called:  # stopped while waiting: launch nothing more
+                    self.controller.finish()
+                    break
                 items.start_soon(self._run_item, request, worst)
 
     async def _tick_progress(self) -> None:
@@ -433,6 +436,9 @@ class _Run:
         while True:
             attempt += 1
             await controller.acquire(input_estimate, max_tokens)
+            if self._outer.cancel_called:  # a fatal error stopped the run while this one waited its turn
+                controller.release()
+                return None
             outcome: StreamOutcome | None = None
             try:
                 with anyio.move_on_after(config.timeout) as deadline:

@@ -62,7 +62,7 @@ def redacted_thinking_block(rng: random.Random) -> Block:
     return Block(block, block)
 
 
-def tool_use_block(kind: str, block_id: str, name: str, value: dict[str, Any], rng: random.Random) -> Block:
+def _tool_use_block(kind: str, block_id: str, name: str, value: dict[str, Any], rng: random.Random) -> Block:
     """`tool_use` or `server_tool_use`: opens with `input: {}`, then the input JSON in small fragments."""
     return Block(
         {"type": kind, "id": block_id, "name": name, "input": {}},
@@ -74,13 +74,13 @@ def tool_use_block(kind: str, block_id: str, name: str, value: dict[str, Any], r
 
 def client_tool_block(tool: dict[str, Any], rng: random.Random, min_bytes: int | None) -> Block:
     value = tool_input(tool.get("input_schema"), rng, min_bytes)
-    return tool_use_block("tool_use", tool_id("toolu_", rng), str(tool["name"]), value, rng)
+    return _tool_use_block("tool_use", _tool_id("toolu_", rng), str(tool["name"]), value, rng)
 
 
 def web_search_blocks(query: str, rng: random.Random) -> tuple[Block, Block, list[dict[str, Any]]]:
     """The search call, its results (whole in content_block_start), and the results for citing."""
-    call_id = tool_id("srvtoolu_", rng)
-    call = tool_use_block("server_tool_use", call_id, "web_search", {"query": query}, rng)
+    call_id = _tool_id("srvtoolu_", rng)
+    call = _tool_use_block("server_tool_use", call_id, "web_search", {"query": query}, rng)
     results = [
         {
             "type": "web_search_result",
@@ -124,7 +124,7 @@ def document_citation(document: dict[str, Any], index: int, fallback_text: str) 
     return citation
 
 
-def tool_id(prefix: str, rng: random.Random) -> str:
+def _tool_id(prefix: str, rng: random.Random) -> str:
     """`toolu_01…` / `srvtoolu_01…` plus 22 base62 characters, the shape of the API's tool-call ids."""
     return prefix + "01" + "".join(rng.choices(BASE62, k=22))
 
