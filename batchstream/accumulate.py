@@ -112,9 +112,6 @@ class MessageAccumulator:
         message["content"] = self._blocks
         return message
 
-    def text(self) -> str:
-        return "".join(block.get("text", "") for block in self._blocks if block.get("type") == "text")
-
 
 def _parse_input(raw: str, index: int) -> Any:
     """jiter, as the SDK uses: integers past 64 bits stay exact, where orjson would turn them into floats."""

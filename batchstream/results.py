@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -204,7 +205,7 @@ class ResultWriter:
         self._dirty = False
 
     def write(self, record: dict[str, Any]) -> None:
-        data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        data = _dumps_line(record)
         try:
             _write_all(self._fd, data)
         except OSError as exc:
@@ -240,6 +241,14 @@ class ResultWriter:
         finally:
             os.close(self._fd)
             self._fd = -1
+
+
+def _dumps_line(record: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which tool input may hold; the standard library does not.
+        return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -490,6 +490,8 @@ class _Run:
             "request_id": outcome.request_id,
             "error": None,
         }
+        if message.get("stop_details") is not None:
+            record["stop_details"] = message["stop_details"]
         thinking = [block.get("thinking", "") for block in content if block.get("type") == "thinking"]
         if thinking:
             record["thinking"] = "".join(thinking)

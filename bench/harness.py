@@ -20,6 +20,7 @@ import termios
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,7 @@ class ResultsSummary:
     output_tokens: int = 0
     # id -> (text, tool call inputs), to check that two clients recorded the same replies
     texts: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)
+    error_kinds: Counter[str] = field(default_factory=Counter)
 
 
 def read_results(path: Path, *, keep_texts: bool = False) -> ResultsSummary:
@@ -93,6 +95,7 @@ def read_results(path: Path, *, keep_texts: bool = False) -> ResultsSummary:
                     summary.texts[record["id"]] = (record.get("text") or "", calls)
             else:
                 summary.errors += 1
+                summary.error_kinds[str(record.get("error"))[:160]] += 1
     return summary
 
 
@@ -235,6 +238,7 @@ class Measured:
     first_request_s: float | None
     stdout: str
     stderr: str
+    timeline: list[tuple[float, int]] = field(default_factory=list)
 
 
 def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, Any]:
@@ -286,12 +290,16 @@ def run_client(
     timeout: float = 900,
     tty: bool = False,
     check: bool = True,
+    ok_codes: tuple[int, ...] = (0,),
+    sample_every: float | None = None,
 ) -> Measured:
-    """Run one client to completion. With `simulator`, also time its first request's arrival there
-    (polled every 5 ms, from the simulator's side, until one arrives or the client exits)."""
+    """Run one client to completion. With `simulator`, also time its first request's arrival there (polled
+    every 5 ms from the simulator's side), and with `sample_every`, keep sampling the simulator's request
+    count at that interval until the client exits (`Measured.timeline`)."""
     argv = list(argv)
     out_path, err_path = cwd / "client.stdout", cwd / "client.stderr"
     first: list[float] = []
+    timeline: list[tuple[float, int]] = []
     done = threading.Event()
     with contextlib.ExitStack() as stack:
         stdout = stack.enter_context(out_path.open("wb"))
@@ -305,10 +313,15 @@ def run_client(
             def poll() -> None:
                 while not done.is_set():
                     with contextlib.suppress(OSError):
-                        if simulator.requests() > 0:
-                            first.append(time.perf_counter() - started)
+                        count = simulator.requests()
+                        now = time.perf_counter() - started
+                        if count and not first:
+                            first.append(now)
+                        if first and sample_every is None:
                             return
-                    done.wait(0.005)
+                        if first:
+                            timeline.append((now, count))
+                    done.wait(0.005 if not first else sample_every)
 
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
@@ -328,11 +341,12 @@ def run_client(
         first_request_s=first[0] if first else None,
         stdout=out_path.read_text(errors="replace"),
         stderr="" if tty else err_path.read_text(errors="replace"),
+        timeline=timeline,
     )
-    if check and result.returncode != 0:
+    if check and result.returncode not in ok_codes:
         raise BenchError(
-            f"{' '.join(argv)} exited with "
-            f"{result.returncode}:\n{result.stderr[-3000:]}{result.stdout[-2000:]}"
+            f"{' '.join(argv)} exited with {result.returncode}:\n{result.stderr[-3000:]}"
+            f"{result.stdout[-2000:]}"
         )
     return result
 
@@ -366,6 +380,33 @@ def naive_argv(input_path: Path, output: Path, url: str, concurrency: int, max_r
         "--max-retries",
         str(max_retries),
     ]
+
+
+def run_naive(
+    input_path: Path, output: Path, simulator: Simulator, concurrency: int, cwd: Path, **options: Any
+) -> Measured:
+    """The naive client; exit 1 only means some items failed, which the scenario then reports."""
+    argv = naive_argv(input_path, output, simulator.url, concurrency)
+    return run_client(argv, cwd=cwd, simulator=simulator, ok_codes=(0, 1), **options)
+
+
+def other_load(seconds: float = 2.0) -> float:
+    """Share of all CPUs busy over `seconds` (from /proc/stat); between runs, that is other processes."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return 0.0
+    total = total1 - total0
+    return 0.0 if total <= 0 else 1.0 - (idle1 - idle0) / total
 
 
 def startup_cpu(cwd: Path) -> Measured:

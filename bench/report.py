@@ -77,6 +77,7 @@ class Scenario:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    busy_before: float | None = None
     error: str | None = None
 
 
@@ -192,7 +193,12 @@ def results_markdown(
         if scenario.error:
             out += [f"**Failed:** `{scenario.error}`", ""]
         out += [f"- {note}" for note in scenario.notes]
-        out += [f"- scenario wall time: {scenario.seconds:.0f} s", ""]
+        busy = (
+            ""
+            if scenario.busy_before is None
+            else (f"; other processes kept {100 * scenario.busy_before:.0f}% of the CPUs busy just before it")
+        )
+        out += [f"- scenario wall time: {scenario.seconds:.0f} s{busy}", ""]
     return "\n".join(out)
 
 

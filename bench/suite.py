@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .harness import BenchError
+from .harness import BenchError, other_load
 from .report import Scenario, results_markdown, text_table, write_results
 from .scenarios import SCENARIOS, Context, log, measure_startup
 
@@ -38,8 +38,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="Where to write the Markdown results (default: bench/RESULTS.md, unless --only is given).",
     )
+    parser.add_argument(
+        "--slow",
+        action="store_true",
+        help="Also run the naive client on the long tool-use replies over the wire (adds minutes).",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="Before each scenario, wait up to this long for other processes to leave the CPUs idle.",
+    )
     parser.add_argument("--workdir", type=Path, help="Keep inputs and outputs here (default: a temp dir).")
     return parser.parse_args(argv)
+
+
+def _quiet_enough(patience: float) -> float:
+    """How busy the CPUs are with other processes (0..1, over 2 s), waiting up to `patience` s for < 10%."""
+    deadline = time.monotonic() + patience
+    busy = other_load()
+    while busy >= 0.10 and time.monotonic() < deadline:
+        busy = other_load()
+    return busy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,13 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="batchstream-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(workdir=workdir, quick=args.quick)
+    ctx = Context(workdir=workdir, quick=args.quick, slow=args.slow)
     scenarios: list[Scenario] = []
     try:
         log(f"working in {workdir}; measuring start-up cost")
         measure_startup(ctx)
         for index, name in enumerate(names, 1):
-            log(f"[{index}/{len(names)}] {name}")
+            busy = _quiet_enough(args.wait_quiet)
+            log(f"[{index}/{len(names)}] {name} (other processes busy: {100 * busy:.0f}% of the CPUs)")
             began = time.monotonic()
             try:
                 scenario = SCENARIOS[name](ctx)
@@ -64,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 scenario = Scenario(name, name, "", error=f"{type(exc).__name__}: {exc}"[:2000])
             scenario.seconds = time.monotonic() - began
+            scenario.busy_before = busy
             scenarios.append(scenario)
             log(f"[{index}/{len(names)}] {name} took {scenario.seconds:.0f} s")
     finally:

@@ -16,7 +16,7 @@ from batchstream.estimate import estimate
 from batchstream.inputs import Defaults, Request, iter_requests
 from batchstream.pricing import Pricer
 from batchstream.shard import Shard
-from batchstream.simulator.replies import estimate_input_tokens
+from batchstream.simulator.prompt import estimate_input_tokens
 from batchstream.tokens import estimate_input_tokens as local_estimate
 
 SONNET = "claude-sonnet-5-5"

@@ -37,6 +37,7 @@ RULE = "^[a-zA-Z0-9_-]{1,64}$ (a Message Batches API rule)"  # the custom_id rul
 
 T = TypeVar("T")
 Row = dict[str, Any]
+Call = tuple[list[str], dict[str, str] | None, str]  # CLI arguments, env (None: the default), all of stderr
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -720,9 +721,9 @@ def invalid_input(name: str, problems: list[str]) -> str:
     )
 
 
-def prepare_refusals(directory: Path, base_url: str) -> list[tuple[list[str], dict[str, str] | None, str]]:
-    """Bad input (through validate and run), no API key, a locked output: (arguments, env, all of stderr)."""
-    calls: list[tuple[list[str], dict[str, str] | None, str]] = []
+def prepare_refusals(directory: Path, base_url: str) -> list[Call]:
+    """Bad input (through validate and run), no API key, a locked output: the calls and what each says."""
+    calls: list[Call] = []
 
     def refused(name: str, problems: list[str]) -> None:
         for command in ("validate", "run"):
@@ -769,9 +770,7 @@ def prepare_refusals(directory: Path, base_url: str) -> list[tuple[list[str], di
     return calls
 
 
-def run_refusals(
-    directory: Path, base_url: str, calls: list[tuple[list[str], dict[str, str] | None, str]]
-) -> list[subprocess.CompletedProcess[str]]:
+def run_refusals(directory: Path, base_url: str, calls: list[Call]) -> list[subprocess.CompletedProcess[str]]:
     fd = os.open(directory / "good.results.jsonl.lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -780,51 +779,60 @@ def run_refusals(
         os.close(fd)
 
 
+REFUSALS_TEST = "test_refusals_send_nothing_and_write_nothing"
+HELP_TEST = "test_help_of_each_command_shows_examples_and_exit_codes"
+
+
 @dataclass
-class Refusals:
+class Background:
     directory: Path
     simulator: SimulatorThread
-    calls: list[tuple[list[str], dict[str, str] | None, str]]
+    refusal_calls: list[Call]
     before: dict[str, bytes]
-    outcomes: Future[list[subprocess.CompletedProcess[str]]]
-
-
-REFUSALS_TEST = "test_refusals_send_nothing_and_write_nothing"
+    refusals: Future[list[subprocess.CompletedProcess[str]]] | None
+    helps: Future[list[subprocess.CompletedProcess[str]]] | None
 
 
 @pytest.fixture(scope="module", autouse=True)
-def refusals(
+def background(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Refusals | None]:
-    """Starts the refusal runs in the background when this module starts, if their test is selected.
+) -> Iterator[Background]:
+    """Starts this file's one-shot CLI runs (refusals, help) on a worker thread as the module starts.
 
-    They are about 40% of this file's CLI start-ups, each mostly CPU spent on imports; on one worker thread
-    beside the other tests (which mostly wait on one process at a time) they cost little wall time.
+    They are almost half of the file's CLI start-ups, each mostly CPU spent on imports; beside the other
+    tests, which mostly wait on one process at a time, they use the core those leave idle. Only the runs of
+    selected tests start.
     """
-    if not any(item.name == REFUSALS_TEST for item in request.session.items):
-        yield None
-        return
+    selected = {item.name for item in request.session.items}
     directory = tmp_path_factory.mktemp("refusals")
     with SimulatorThread(SimulatorConfig(ttft_s=0.0)) as simulator, ThreadPoolExecutor(max_workers=1) as pool:
         calls = prepare_refusals(directory, simulator.base_url)
         before = files(directory)
-        outcomes = pool.submit(run_refusals, directory, simulator.base_url, calls)
-        yield Refusals(directory, simulator, calls, before, outcomes)
+        helps = (
+            pool.submit(lambda: [run_cli(c, "--help") for c in COMMANDS]) if HELP_TEST in selected else None
+        )
+        refusals = (
+            pool.submit(run_refusals, directory, simulator.base_url, calls)
+            if REFUSALS_TEST in selected
+            else None
+        )
+        yield Background(directory, simulator, calls, before, refusals, helps)
 
 
-def test_refusals_send_nothing_and_write_nothing(refusals: Refusals | None) -> None:
-    assert refusals is not None
+def test_refusals_send_nothing_and_write_nothing(background: Background) -> None:
+    """Bad input (through validate and run), no API key, a locked output: exit 2 at once, exact message."""
+    assert background.refusals is not None
     assert sum(len(problems) for _, problems in bad_files()) == sum(len(p) for _, p in BAD_CASES)
-    outcomes = refusals.outcomes.result(timeout=300)
+    outcomes = background.refusals.result(timeout=300)
     wrong = [
         (args, done.returncode, done.stdout, done.stderr)
-        for (args, _env, stderr), done in zip(refusals.calls, outcomes, strict=True)
+        for (args, _env, stderr), done in zip(background.refusal_calls, outcomes, strict=True)
         if (done.returncode, done.stdout, done.stderr)
         != (0 if args == ["validate", "good.jsonl"] else 2, "", stderr)
     ]
     assert wrong == []
-    assert files(refusals.directory) == refusals.before
-    assert refusals.simulator.stats()["requests"] == 0
+    assert files(background.directory) == background.before
+    assert background.simulator.stats()["requests"] == 0
 
 
 def test_an_empty_model_default_is_refused_by_run_as_by_validate(tmp_path: Path, simulator) -> None:
@@ -866,8 +874,9 @@ COMMANDS = {
 }
 
 
-def test_help_of_each_command_shows_examples_and_exit_codes() -> None:
-    helps = dict(zip(COMMANDS, parallel(*[lambda c=c: run_cli(c, "--help") for c in COMMANDS]), strict=True))
+def test_help_of_each_command_shows_examples_and_exit_codes(background: Background) -> None:
+    assert background.helps is not None
+    helps = dict(zip(COMMANDS, background.helps.result(timeout=300), strict=True))
     for command, done in helps.items():
         assert done.returncode == 0, done.stderr
         assert done.stderr == ""
