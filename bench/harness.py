@@ -196,6 +196,10 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         return self._get("/_sim/stats")
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].rstrip("/"))
+
     def sends_tool_use(self) -> bool:
         """Whether this simulator streams tool_use input (`[[sim tool_input_bytes=N]]`); it did not always."""
         body = {"model": "claude-sonnet-5-5", "max_tokens": 1024, "stream": True, **tool_request(200)}
@@ -256,6 +260,23 @@ def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, Any
     return pid, status, usage
 
 
+def _connected_to(port: int) -> bool:
+    """Whether a TCP socket on this machine is connecting or connected to `port` (a client of that server);
+    sockets already closing, such as this process's own earlier requests to it, do not count."""
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as fh:
+                next(fh, None)
+                for line in fh:
+                    fields = line.split(None, 4)
+                    if fields[2].endswith(suffix) and fields[3] in ("01", "02"):  # ESTABLISHED, SYN_SENT
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 def _kill_quietly(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -293,9 +314,10 @@ def run_client(
     ok_codes: tuple[int, ...] = (0,),
     sample_every: float | None = None,
 ) -> Measured:
-    """Run one client to completion. With `simulator`, also time its first request's arrival there (polled
-    every 5 ms from the simulator's side), and with `sample_every`, keep sampling the simulator's request
-    count at that interval until the client exits (`Measured.timeline`)."""
+    """Run one client to completion. With `simulator`, also time the client's first connection to it
+    (`first_request_s`: the socket table is polled every 2 ms; the request follows at once), and with
+    `sample_every`, then sample the simulator's request count at that interval until the client exits
+    (`Measured.timeline`)."""
     argv = list(argv)
     out_path, err_path = cwd / "client.stdout", cwd / "client.stderr"
     first: list[float] = []
@@ -311,17 +333,17 @@ def run_client(
         if simulator is not None:
 
             def poll() -> None:
+                # Until the client's first connection shows up, look in the kernel's socket table rather than
+                # ask the simulator: a simulator flooded with connections would answer late.
+                port = simulator.port
                 while not done.is_set():
+                    if _connected_to(port):
+                        first.append(time.perf_counter() - started)
+                        break
+                    done.wait(0.002)
+                while sample_every is not None and not done.wait(sample_every):
                     with contextlib.suppress(OSError):
-                        count = simulator.requests()
-                        now = time.perf_counter() - started
-                        if count and not first:
-                            first.append(now)
-                        if first and sample_every is None:
-                            return
-                        if first:
-                            timeline.append((now, count))
-                    done.wait(0.005 if not first else sample_every)
+                        timeline.append((time.perf_counter() - started, simulator.requests()))
 
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
@@ -345,8 +367,8 @@ def run_client(
     )
     if check and result.returncode not in ok_codes:
         raise BenchError(
-            f"{' '.join(argv)} exited with {result.returncode}:\n{result.stderr[-3000:]}"
-            f"{result.stdout[-2000:]}"
+            f"{' '.join(argv)} exited with "
+            f"{result.returncode}:\n{result.stderr[-3000:]}{result.stdout[-2000:]}"
         )
     return result
 

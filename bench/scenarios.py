@@ -108,9 +108,8 @@ def many_short(ctx: Context) -> Scenario:
         "many_short",
         "Many short replies (headline)",
         f"{items:,} items x {tokens} text deltas, concurrency {concurrency}; simulator `--ttft 0 "
-        "--tokens-per-s "
-        f"0 --reply-tokens {tokens},{tokens}`. batchstream runs {repeats}x (the median CPU is shown), the "
-        "naive client once. Goal: client CPU <= 0.2x the naive pattern's.",
+        f"--tokens-per-s 0 --reply-tokens {tokens},{tokens}`. batchstream runs {repeats}x (the median CPU "
+        "is shown), the naive client once. Goal: client CPU <= 0.2x the naive pattern's.",
     )
     work = ctx.dir("many_short")
     source = write_input(work / "input.jsonl", items)
@@ -165,8 +164,7 @@ def many_short(ctx: Context) -> Scenario:
         net_ratio = (run.cpu_s - ctx.startup_cpu_s) / (naive.cpu_s - ctx.startup_cpu_s)
         scenario.notes.append(
             f"ratio without the start-up both pay ({ctx.startup_cpu_s:.2f} s CPU: Python, the anthropic "
-            "SDK's "
-            f"imports): {net_ratio:.2f}"
+            f"SDK's imports): {net_ratio:.2f}"
         )
     scenario.notes.append(f"simulator CPU over the scenario: {sim.cpu_s:.1f} s")
     return scenario
@@ -183,8 +181,7 @@ def few_long(ctx: Context) -> Scenario:
         "Few long replies",
         f"{items} items x {tokens:,} text deltas, concurrency {items}; simulator `--ttft 0 --tokens-per-s 0 "
         f"--reply-tokens {tokens},{tokens}`. No goal of its own: the per-event cost once per-request "
-        "overhead "
-        "is negligible, and a check that long texts are not assembled quadratically.",
+        "overhead is negligible, and a check that long texts are not assembled quadratically.",
     )
     work = ctx.dir("few_long")
     source = write_input(work / "input.jsonl", items)
@@ -228,14 +225,12 @@ def tool_input(ctx: Context) -> Scenario:
         "tool_input",
         "Long tool-use input (accumulation linearity)",
         "In-process (`bench/accumulators.py`), synthetic events: one tool_use block whose input JSON (8 "
-        "bytes "
-        "per fragment) arrives as 1k / 10k / 100k `input_json_delta` fragments, fed to "
+        "bytes per fragment) arrives as 1k / 10k / 100k `input_json_delta` fragments, fed to "
         "`batchstream.accumulate.MessageAccumulator` (event dicts) and to the SDK's "
         "`anthropic.lib.streaming._messages.accumulate_event` (event models built beforehand). For these "
-        "rows "
-        "`wall s` and `CPU s` are the accumulation time alone and `µs/event` is per fragment. Linear means a "
-        "flat time per fragment; the goal is a growth exponent (log time ratio / log size ratio, 1k to 100k) "
-        "<= 1.2: 1.0 is linear, 2.0 quadratic. When the simulator can stream tool_use (`[[sim "
+        "rows `wall s` and `CPU s` are the accumulation time alone and `µs/event` is per fragment. Linear "
+        "means a flat time per fragment; the goal is a growth exponent (log time ratio / log size ratio, "
+        "1k to 100k) <= 1.2: 1.0 is linear, 2.0 quadratic. When the simulator can stream tool_use (`[[sim "
         "tool_input_bytes=N]]`), batchstream's CLI also receives the same sizes over the wire, about 100k "
         "fragments per run (100 x 1k, 10 x 10k, 1 x 100k); there the figure to compare is CPU per fragment "
         "net of start-up. The naive client joins the wire runs only with `--slow` (its 100k-fragment reply "
@@ -322,8 +317,8 @@ def _tool_input_wire(ctx: Context, scenario: Scenario, name: str, sizes: list[in
             described = ", ".join(f"{size // 1000}k: {value:.1f}" for size, value in points)
             growth = points[-1][1] / points[0][1]
             scenario.notes.append(
-                f"over the wire, {tool}: CPU per fragment net of start-up {described} µs "
-                f"({growth:.2f}x from 1k to 100k fragments per reply)"
+                f"over the wire, {tool}: CPU per fragment net of start-up {described} µs ({growth:.2f}x "
+                "from 1k to 100k fragments per reply)"
             )
             if tool == "batchstream":
                 last = next(row for row in reversed(scenario.rows) if row.tool.startswith("batchstream wire"))
@@ -342,17 +337,14 @@ def concurrent_2000(ctx: Context) -> Scenario:
     scenario = Scenario(
         "concurrent_2000",
         "2,000 concurrent streams",
-        f"{items:,} items, concurrency {concurrency:,}; simulator `--ttft 1 --tokens-per-s 20 --reply-tokens "
-        f"{tokens},{tokens}`, so each stream stays open about 3 s and they all overlap. batchstream runs "
-        "with "
-        "`-q`, with progress lines (stderr a file: plain lines every 10 s, the default) and with the tqdm "
-        "bar "
-        f"(stderr a pseudo-terminal), {repeats}x each (median CPU shown); the display's CPU share is "
-        "(CPU with display - median CPU with -q) / CPU with display. Event-loop lag comes from a separate "
-        "in-process `run_batch` run (`bench/lagprobe.py`) with a probe task on the same loop that sleeps 10 "
-        "ms "
-        "at a time and records each overshoot; its row's CPU includes the probe. No goals were set for these "
-        "figures.",
+        f"{items:,} items, concurrency {concurrency:,}; simulator `--ttft 1 --tokens-per-s 20 "
+        f"--reply-tokens {tokens},{tokens}`, so each stream stays open about 3 s and they all overlap. "
+        "batchstream runs with `-q`, with progress lines (stderr a file: plain lines every 10 s, the "
+        f"default) and with the tqdm bar (stderr a pseudo-terminal), {repeats}x each (median CPU shown); "
+        "the display's CPU share is (CPU with display - median CPU with -q) / CPU with display. Event-loop "
+        "lag comes from a separate in-process `run_batch` run (`bench/lagprobe.py`) with a probe task on "
+        "the same loop that sleeps 10 ms at a time and records each overshoot; its row's CPU includes the "
+        "probe. No goals were set for these figures.",
     )
     work = ctx.dir("concurrent_2000")
     source = write_input(work / "input.jsonl", items)
@@ -414,8 +406,8 @@ def concurrent_2000(ctx: Context) -> Scenario:
         f"one stream lasts about {stream_s:.2f} s (1 s to the first token, then {tokens - 1} x 50 ms); "
         f"batchstream's first request reached the simulator {measured['-q'][0].first_request_s or 0:.2f} s "
         "after launch",
-        "the naive client's default httpx pool allows 1,000 connections, so half its streams wait for a free "
-        "one",
+        "the naive client's default httpx pool allows 1,000 connections, so half its streams wait for a "
+        "free one",
     ]
     return scenario
 
@@ -432,13 +424,11 @@ def big_input(ctx: Context) -> Scenario:
         "big_input",
         f"{lines:,}-line input, then resume",
         f"{lines:,} items, concurrency {concurrency}; simulator `--ttft 0 --tokens-per-s 0 --reply-tokens "
-        "1,3`. "
-        "Then the same command again over the complete results file (nothing to do: time until it exits), "
-        "and "
-        f"again after removing the last {tail} result lines (time until its first request reaches the "
-        "simulator, and until it exits). Goals: peak RSS < 200 MB; resume start-up < 3 s. The naive pattern "
-        f"runs on the first {naive_lines:,} lines only: it takes several times batchstream's CPU per item, "
-        "holds every line and result in memory, and cannot resume.",
+        "1,3`. Then the same command again over the complete results file (nothing to do: time until it "
+        f"exits), and again after removing the last {tail} result lines (time until its first request "
+        "reaches the simulator, and until it exits). Goals: peak RSS < 200 MB; resume start-up < 3 s. The "
+        f"naive pattern runs on the first {naive_lines:,} lines only: it takes several times batchstream's "
+        "CPU per item, holds every line and result in memory, and cannot resume.",
     )
     work = ctx.dir("big_input")
     source = write_input(work / "input.jsonl", lines)
@@ -507,8 +497,8 @@ def big_input(ctx: Context) -> Scenario:
         f"the full run's ratio is CPU per item against the naive run's ({1e3 * per_item_ours:.2f} ms vs "
         f"{1e3 * per_item_naive:.2f} ms)",
         f"resume with {tail} left: first request after {first or 0:.2f} s, exit after "
-        f"{resume_tail.wall_s:.2f} s "
-        f"({resume_tail.cpu_s:.2f} s CPU, peak RSS {resume_tail.peak_rss_mb:.0f} MB)",
+        f"{resume_tail.wall_s:.2f} s ({resume_tail.cpu_s:.2f} s CPU, peak RSS {resume_tail.peak_rss_mb:.0f} "
+        "MB)",
         f"resume with nothing left: {resume_done.cpu_s:.2f} s CPU, peak RSS {resume_done.peak_rss_mb:.0f} MB",
         f"input {source.stat().st_size / 1e6:.0f} MB, results file {output.stat().st_size / 1e6:.0f} MB",
     ]
@@ -528,11 +518,10 @@ def efficiency(ctx: Context) -> Scenario:
         "efficiency",
         "Wall-time efficiency",
         f"Simulator with a fixed latency (`--ttft {latency} --tokens-per-s 0 --reply-tokens "
-        f"{tokens},{tokens}`), "
-        "items = 4 x concurrency. The ideal is ceil(items / concurrency) x latency. A run's time is counted "
-        "from "
-        "its first request reaching the simulator to the client's exit, so start-up (imports, reading the "
-        "input) is left out; it is in the notes. Goal: within 10% of the ideal.",
+        f"{tokens},{tokens}`), items = 4 x concurrency. The ideal is ceil(items / concurrency) x latency. A "
+        "run's time is counted from its first request reaching the simulator to the client's exit, so "
+        "start-up (imports, reading the input) is left out; it is in the notes. Goal: within 10% of the "
+        "ideal.",
     )
     work = ctx.dir("efficiency")
     for concurrency in (10, 100, 1000):
@@ -572,8 +561,7 @@ def efficiency(ctx: Context) -> Scenario:
                 _naive_failures(scenario, row, results, items)
             scenario.notes.append(
                 f"{name}, {tool}: first request {run.first_request_s or 0:.2f} s after launch, then "
-                f"{active:.2f} s "
-                f"to exit; {run.cpu_s:.2f} s CPU"
+                f"{active:.2f} s to exit; {run.cpu_s:.2f} s CPU"
             )
     return scenario
 
@@ -602,16 +590,13 @@ def rate_limit(ctx: Context) -> Scenario:
         "rate_limit",
         "Rate limits",
         f"Simulator `--rpm {rpm} --ttft {ttft} --reply-tokens {tokens},{tokens}`: a token bucket that "
-        "starts full "
-        f"({rpm:,} requests at once), then refills at {rpm // 60}/s. {items:,} items, concurrency "
-        f"{concurrency}. "
-        f"The allowed rate is the fastest the bucket lets {items:,} items through: the burst, then "
-        f"{items - rpm:,} more at {rpm // 60}/s, plus one reply's latency = {ideal:.1f} s; the achieved "
-        "rate is "
-        "items answered 200 over the time from the first request to exit. Goals: < 5% of requests answered "
-        "429; achieved >= 90% of allowed. The simulator's request count is sampled every 0.5 s to find "
-        "pauses. The naive pattern (max_retries=0) is shown for contrast: it never waits, so a 429 is a lost "
-        "item.",
+        f"starts full ({rpm:,} requests at once), then refills at {rpm // 60}/s. {items:,} items, "
+        f"concurrency {concurrency}. The allowed rate is the fastest the bucket lets {items:,} items "
+        f"through: the burst, then {items - rpm:,} more at {rpm // 60}/s, plus one reply's latency = "
+        f"{ideal:.1f} s; the achieved rate is items answered 200 over the time from the first request to "
+        "exit. Goals: < 5% of requests answered 429; achieved >= 90% of allowed. The simulator's request "
+        "count is sampled every 0.5 s to find pauses. The naive pattern (max_retries=0) is shown for "
+        "contrast: it never waits, so a 429 is a lost item.",
     )
     work = ctx.dir("rate_limit")
     source = write_input(work / "input.jsonl", items)
@@ -649,9 +634,9 @@ def rate_limit(ctx: Context) -> Scenario:
         gap_at, gap = _longest_gap(run.timeline)
         scenario.notes.append(
             f"{tool}: {requests:,} requests, {throttled:,} answered 429; {results.ok:,} items ok, "
-            f"{results.errors:,} recorded as errors; {active:.1f} s from the first request to exit (allowed: "
-            f"{ideal:.1f} s); longest stretch without a new request: {gap:.1f} s, from {gap_at:.1f} s after "
-            "launch"
+            f"{results.errors:,} recorded as errors; {active:.1f} s from the first request to exit "
+            f"(allowed: {ideal:.1f} s); longest stretch without a new request: {gap:.1f} s, from "
+            f"{gap_at:.1f} s after launch"
         )
         if is_ours and results.ok != items:
             scenario.notes.append(f"batchstream did not finish every item ({results.ok:,}/{items:,} ok)")
