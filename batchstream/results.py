@@ -7,6 +7,7 @@ can at worst leave one half-written last line, which the next run drops. Lines r
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 
 from .errors import OutputWriteError, UsageError
@@ -201,6 +201,7 @@ class ResultWriter:
     def __init__(self, path: Path, *, tee_stdout: bool = False) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
         self._tee = sys.stdout.fileno() if tee_stdout else None
         self._dirty = False
 
@@ -209,7 +210,11 @@ class ResultWriter:
         try:
             _write_all(self._fd, data)
         except OSError as exc:
+            # Take back the part of the line that did get written, so the file stays whole lines.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
             raise OutputWriteError(_write_error_message(self.path, exc)) from None
+        self._size += len(data)
         self._dirty = True
         if self._tee is not None:
             try:
@@ -226,12 +231,6 @@ class ResultWriter:
                 os.fsync(self._fd)
             except OSError as exc:
                 raise OutputWriteError(_write_error_message(self.path, exc)) from None
-
-    async def sync_every(self, interval: float) -> None:
-        while True:
-            await anyio.sleep(interval)
-            if self._dirty:
-                await anyio.to_thread.run_sync(self.sync)
 
     def close(self) -> None:
         if self._fd == -1:

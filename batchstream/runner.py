@@ -356,7 +356,7 @@ class _Run:
                 self._outer = outer.cancel_scope
                 if config.handle_signals:
                     outer.start_soon(self._watch_signals)
-                outer.start_soon(self.writer.sync_every, 1.0)
+                outer.start_soon(self._sync_every_second)
                 outer.start_soon(self._tick_progress)
                 await self._dispatch(plan.todo)
                 outer.cancel_scope.cancel()
@@ -384,6 +384,15 @@ class _Run:
                     self.controller.finish()
                     break
                 items.start_soon(self._run_item, request, worst)
+
+    async def _sync_every_second(self) -> None:
+        while True:
+            await anyio.sleep(1.0)
+            try:
+                await anyio.to_thread.run_sync(self.writer.sync)
+            except OutputWriteError as exc:
+                self._stop(exc)
+                return
 
     async def _tick_progress(self) -> None:
         while True:
@@ -537,7 +546,10 @@ class _Run:
     def _write_summary(self, run: RunStats, extra: dict[str, Any]) -> list[dict[str, Any]]:
         lines = summarize_file(self.output).lines(run=run, extra=extra) if self.output.exists() else []
         if self.summary_path is not None:
-            write_summary(self.summary_path, lines)
+            try:
+                write_summary(self.summary_path, lines)
+            except OSError as exc:
+                self.log(f"warning: {self.summary_path}: cannot write the summary ({exc.strerror})")
         if lines and os.environ.get("GITHUB_STEP_SUMMARY"):
             try:
                 append_github_step_summary(markdown_summary(lines, first_errors(self.output)))
