@@ -18,9 +18,12 @@ install: $(STAMP)
 demo: install
 	@echo '== batchstream validate sample_inputs/broken.jsonl (deliberate errors; exit code 2 expected)'
 	-$(BIN)/batchstream validate sample_inputs/broken.jsonl
-	@echo '== batchstream run sample_inputs/prompts.jsonl --simulate'
-	$(BIN)/batchstream run sample_inputs/prompts.jsonl --simulate
-	@echo '== first result line:'
+	@echo '== batchstream run on the built-in simulator, with some overloads and dropped streams injected'
+	$(BIN)/batchstream run sample_inputs/prompts.jsonl --simulate -c 8 --progress-interval 1 \
+		--sim ttft_s=0.3 --sim tokens_per_s=150 --sim p_529=0.05 --sim p_drop=0.05 --sim retry_after_s=0
+	@echo '== run again: everything is recorded, so nothing is sent'
+	$(BIN)/batchstream run sample_inputs/prompts.jsonl --simulate -q
+	@echo '== first result line of sample_inputs/prompts.results.jsonl:'
 	@head -n 1 sample_inputs/prompts.results.jsonl
 
 test: install

@@ -270,6 +270,10 @@ def format_table(lines: list[dict[str, Any]]) -> str:
             f"  TTFT p50 {_fmt(total.get('ttft_p50_s'), '.2f', 's')}"
             f" p95 {_fmt(total.get('ttft_p95_s'), '.2f', 's')}"
         )
+        for label, key in (("retries", "retries"), ("errors", "errors_by_type")):
+            counts = total.get(key) or {}
+            if counts:
+                text.append(f"{label}: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
     return "\n".join(text)
 
 

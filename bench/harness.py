@@ -50,14 +50,16 @@ def client_env(**extra: str) -> dict[str, str]:
 # -- inputs and outputs -----------------------------------------------------------------------------------
 
 
-def write_input(path: Path, count: int) -> Path:
-    """`count` distinct prompts in batchstream's simplest line form ({"id", "prompt"})."""
+def write_input(path: Path, count: int, max_tokens: int | None = None) -> Path:
+    """`count` distinct prompts in batchstream's simplest line form ({"id", "prompt"}), with a line-level
+    max_tokens when the replies must be longer than the default 1024 tokens."""
+    extra = {} if max_tokens is None else {"max_tokens": max_tokens}
     with path.open("wb") as out:
         for start in range(0, count, 10_000):
             out.write(
                 b"".join(
                     orjson.dumps(
-                        {"id": f"item-{i:07d}", "prompt": f"Benchmark prompt {i}: write a short note."}
+                        {"id": f"item-{i:07d}", "prompt": f"Benchmark prompt {i}: a short note.", **extra}
                     )
                     + b"\n"
                     for i in range(start, min(count, start + 10_000))

@@ -299,6 +299,7 @@ def test_format_table() -> None:
     assert rows[4].split() == ["total", "6", "4", "2", "64", "306", "$0.650000", "(+1", "unpriced)"]
     assert rows[5] == "wall time 4.0s  items/s 0.50  output tok/s 75.0"
     assert rows[6] == "latency p50 1.50s p95 2.85s  TTFT p50 0.20s p95 0.29s"
+    assert rows[7:] == ["retries: overloaded 3, rate_limit 1", "errors: api_error 1, overloaded_error 1"]
     assert len({len(row) for row in rows[:5]}) == 1  # columns line up
 
 
