@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from .budget import Budget
 from .errors import ExitCode, FatalAPIError, OutputWriteError, ResumeMismatchError, UsageError
@@ -384,6 +385,9 @@ class _Run:
                     self.controller.finish()
                     break
                 items.start_soon(self._run_item, request, worst)
+                # Give the loop a turn per launch: starting thousands of requests in one go would hold it
+                # for as long as building them all takes, and every open stream would wait.
+                await anyio.lowlevel.checkpoint()
 
     async def _sync_every_second(self) -> None:
         while True:

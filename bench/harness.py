@@ -30,6 +30,7 @@ import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 BENCH_KEY = "sk-ant-bench-0000000000000000000000000000000000000000"
 
 
@@ -131,13 +132,24 @@ def write_tool_input(path: Path, count: int, input_bytes: int) -> Path:
 
 
 def drop_last_lines(path: Path, count: int) -> None:
-    """Remove the last `count` lines of a results file, as if the run had stopped that much earlier."""
-    data = path.read_bytes()
-    end = len(data)
-    for _ in range(count):
-        end = data.rfind(b"\n", 0, end - 1) + 1
+    """Remove the last `count` lines of a results file, as if the run had stopped that much earlier; reads
+    only the file's tail, so this process never holds the file (see `bench/launch.py` for why it matters)."""
     with path.open("r+b") as fh:
-        fh.truncate(end)
+        end = fh.seek(0, os.SEEK_END)
+        block = 1 << 20
+        while True:
+            start = max(0, end - block)
+            fh.seek(start)
+            tail = fh.read(end - start)
+            cut = len(tail) - (1 if tail.endswith(b"\n") else 0)
+            for _ in range(count):
+                cut = tail.rfind(b"\n", 0, cut)
+                if cut == -1:
+                    break
+            if cut != -1 or start == 0:
+                fh.truncate(start + cut + 1)
+                return
+            block *= 4
 
 
 # -- the simulator ----------------------------------------------------------------------------------------
@@ -249,7 +261,7 @@ class Measured:
 
 def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, Any]:
     """`os.wait4` on one child, with a timeout that kills it; marks the Popen as reaped."""
-    timer = threading.Timer(timeout, lambda: _kill_quietly(proc.pid))
+    timer = threading.Timer(timeout, lambda: _kill_quietly(proc.pid))  # its group, if it leads one
     timer.start()
     started = time.monotonic()
     try:
@@ -280,8 +292,12 @@ def _connected_to(port: int) -> bool:
 
 
 def _kill_quietly(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    """SIGKILL the process `pid` and, when it leads its own process group (a launcher), that group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -316,21 +332,28 @@ def run_client(
     ok_codes: tuple[int, ...] = (0,),
     sample_every: float | None = None,
 ) -> Measured:
-    """Run one client to completion. With `simulator`, also time the client's first connection to it
-    (`first_request_s`: the socket table is polled every 2 ms; the request follows at once), and with
-    `sample_every`, then sample the simulator's request count at that interval until the client exits
-    (`Measured.timeline`)."""
+    """Run one client to completion through `bench/launch.py`, which reports the client's own rusage and
+    times. With `simulator`, also time the client's first connection to it (`first_request_s`: the socket
+    table is polled every 2 ms; the request follows at once), and with `sample_every`, then sample the
+    simulator's request count at that interval until the client exits (`Measured.timeline`)."""
     argv = list(argv)
     out_path, err_path = cwd / "client.stdout", cwd / "client.stderr"
+    report_path = cwd / "client.rusage.json"
+    report_path.unlink(missing_ok=True)
     first: list[float] = []
     timeline: list[tuple[float, int]] = []
     done = threading.Event()
     with contextlib.ExitStack() as stack:
         stdout = stack.enter_context(out_path.open("wb"))
         stderr: Any = stack.enter_context(_pty_stderr()) if tty else stack.enter_context(err_path.open("wb"))
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=client_env(), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
+        launcher = subprocess.Popen(
+            [PYTHON, "-S", "-I", str(LAUNCHER), str(report_path), "--", *argv],
+            cwd=cwd,
+            env=client_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,  # one process group: a timeout kills the launcher and the client
         )
         if simulator is not None:
 
@@ -340,32 +363,35 @@ def run_client(
                 port = simulator.port
                 while not done.is_set():
                     if _connected_to(port):
-                        first.append(time.perf_counter() - started)
+                        first.append(time.monotonic())
                         break
                     done.wait(0.002)
                 while sample_every is not None and not done.wait(sample_every):
                     with contextlib.suppress(OSError):
-                        timeline.append((time.perf_counter() - started, simulator.requests()))
+                        timeline.append((time.monotonic(), simulator.requests()))
 
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
         try:
-            _, _, usage = _wait4(proc, timeout)
+            _wait4(launcher, timeout)
         finally:
-            wall = time.perf_counter() - started
             done.set()
+    if launcher.returncode != 0 or not report_path.exists():
+        raise BenchError(f"the launcher failed ({launcher.returncode}) for {' '.join(argv)}")
+    report = orjson.loads(report_path.read_bytes())
+    started = report["started"]
     result = Measured(
         argv=argv,
-        returncode=proc.returncode,
-        wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
-        user_s=usage.ru_utime,
-        sys_s=usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
-        first_request_s=first[0] if first else None,
+        returncode=report["returncode"],
+        wall_s=report["ended"] - started,
+        cpu_s=report["user_s"] + report["sys_s"],
+        user_s=report["user_s"],
+        sys_s=report["sys_s"],
+        peak_rss_mb=report["maxrss_kb"] / 1024,  # kilobytes on Linux
+        first_request_s=first[0] - started if first else None,
         stdout=out_path.read_text(errors="replace"),
         stderr="" if tty else err_path.read_text(errors="replace"),
-        timeline=timeline,
+        timeline=[(moment - started, count) for moment, count in timeline],
     )
     if check and result.returncode not in ok_codes:
         raise BenchError(

@@ -176,11 +176,13 @@ def results_markdown(
     out += [f"- {name}: {value}" for name, value in info.items()]
     out += [
         "",
-        "Figures are the client process's own (`os.wait4` rusage): user + system CPU and peak RSS of that "
-        "one process, including interpreter start-up and imports; the simulator runs in a separate "
-        "process, started fresh for each scenario. `events` are streamed content deltas (sum of "
-        "`output_tokens`). `ratio` is client CPU relative to the naive SDK pattern in the same scenario. "
-        "`wall s` is the client process's wall time from launch to exit.",
+        "Figures are the client process's own: user + system CPU and peak RSS from the `os.wait4` rusage of "
+        "that one process (taken by a small launcher, `bench/launch.py`, so the suite's own memory never "
+        "counts towards a client's peak RSS), including Python start-up and imports. The simulator runs in "
+        "a separate process, started fresh for each scenario. `events` are streamed content deltas (the sum "
+        "of `output_tokens`); `µs/event` is whole-process CPU divided by events. `ratio` is client CPU "
+        "relative to the naive SDK pattern in the same scenario. `wall s` is the client's wall time from "
+        "launch to exit.",
         "",
         markdown_table(scenarios),
         "",
