@@ -59,19 +59,32 @@ def load_checkpoint(path: Path) -> Checkpoint:
     checkpoint = Checkpoint()
     if not path.exists():
         return checkpoint
+    # A tight loop: a resumed run reads this file before it sends anything, and it may hold 10^5+ lines.
+    recorded = checkpoint.recorded
+    loads = orjson.loads
+    cost_usd = 0.0
     bad: int | None = None
-    for number, obj, raw in iter_result_lines(path):
-        if bad is not None:
-            raise UsageError(
-                f"{path}:{bad}: not a valid result line; fix or remove it, or start over with --restart"
-            )
-        if obj is None or not isinstance(obj.get("id"), str) or not raw.endswith(b"\n"):
-            bad = number
-            continue
-        checkpoint.recorded[obj["id"]] = Recorded(str(obj.get("status")), obj.get("request_hash"))
-        cost = obj.get("cost_usd")
-        if isinstance(cost, int | float):
-            checkpoint.cost_usd += cost
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if bad is not None:
+                raise UsageError(
+                    f"{path}:{bad}: not a valid result line; fix or remove it, or start over with --restart"
+                )
+            try:
+                obj = loads(raw)
+                item_id = obj["id"]
+            except (orjson.JSONDecodeError, TypeError, KeyError):
+                if raw.strip():
+                    bad = number
+                continue
+            if type(item_id) is not str or raw[-1:] != b"\n":
+                bad = number
+                continue
+            recorded[item_id] = Recorded(str(obj.get("status")), obj.get("request_hash"))
+            cost = obj.get("cost_usd")
+            if cost is not None and type(cost) is not bool and isinstance(cost, int | float):
+                cost_usd += cost
+    checkpoint.cost_usd = cost_usd
     return checkpoint
 
 
