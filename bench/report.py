@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -145,8 +146,33 @@ def _memory_gib() -> str:
     return "unknown"
 
 
-def machine() -> dict[str, str]:
+def _code_version() -> str:
+    """The commit measured, and whether batchstream/ had uncommitted changes (read-only git commands)."""
+    repo = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--", "batchstream")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return f"{commit}" + (" + uncommitted changes in batchstream/" if dirty else "")
+
+
+def code_version() -> str:
+    return _code_version()
+
+
+def machine(code_at_start: str | None = None) -> dict[str, str]:
+    code = _code_version()
+    if code_at_start is not None and code_at_start != code:
+        code = f"{code_at_start} at the start, {code} at the end (it changed during the run)"
     return {
+        "batchstream code": code,
         "CPU": f"{_cpu_model()}, {os.cpu_count()} logical cores",
         "memory": _memory_gib(),
         "OS": platform.platform(),
@@ -160,9 +186,15 @@ def machine() -> dict[str, str]:
 
 
 def results_markdown(
-    scenarios: list[Scenario], *, command: str, started: datetime.datetime, total_s: float, quick: bool
+    scenarios: list[Scenario],
+    *,
+    command: str,
+    started: datetime.datetime,
+    total_s: float,
+    quick: bool,
+    code_at_start: str | None = None,
 ) -> str:
-    info = machine()
+    info = machine(code_at_start)
     out = [
         "# batchstream benchmark results",
         "",

@@ -232,10 +232,11 @@ def tool_input(ctx: Context) -> Scenario:
         "rows `wall s` and `CPU s` are the accumulation time alone and `µs/event` is per fragment. Linear "
         "means a flat time per fragment; the goal is a growth exponent (log time ratio / log size ratio, "
         "1k to 100k) <= 1.2: 1.0 is linear, 2.0 quadratic. When the simulator can stream tool_use (`[[sim "
-        "tool_input_bytes=N]]`), batchstream's CLI also receives the same sizes over the wire, about 100k "
-        "fragments per run (100 x 1k, 10 x 10k, 1 x 100k); there the figure to compare is CPU per fragment "
-        "net of start-up. The naive client joins the wire runs only with `--slow` (its 100k-fragment reply "
-        "alone takes minutes).",
+        "tool_input_bytes=N]]`), batchstream's CLI also receives the same sizes over the wire, about 300k "
+        "fragments per run (300 x 1k, 30 x 10k, 3 x 100k), shown as CPU per fragment net of start-up: "
+        "supporting evidence without a verdict, as it includes per-request costs (which favour the larger "
+        "replies) and the start-up subtraction leaves run-to-run noise of about 1 µs. The naive client "
+        "joins the wire runs only with `--slow` (one 100k-fragment reply takes it minutes).",
     )
     log(f"{name}: accumulators in a subprocess (sizes {sizes})")
     work = ctx.dir("tool_input")
@@ -277,7 +278,7 @@ def _tool_input_wire(ctx: Context, scenario: Scenario, name: str, sizes: list[in
         if not sim.sends_tool_use():
             scenario.notes.append("the simulator cannot stream tool_use input yet: in-process figures only")
             return
-        per_run = max(sizes)
+        per_run = 3 * max(sizes)
         net: dict[str, list[tuple[int, float]]] = {"batchstream": [], NAIVE: []}
         for size in sizes:
             items = per_run // size
@@ -321,10 +322,6 @@ def _tool_input_wire(ctx: Context, scenario: Scenario, name: str, sizes: list[in
                 f"over the wire, {tool}: CPU per fragment net of start-up {described} µs ({growth:.2f}x "
                 "from 1k to 100k fragments per reply)"
             )
-            if tool == "batchstream":
-                last = next(row for row in reversed(scenario.rows) if row.tool.startswith("batchstream wire"))
-                last.goal += f", {growth:.2f}x the 1k figure (<= 1.5)"
-                last.met = growth <= 1.5
 
 
 # -- 4. 2,000 concurrent streams --------------------------------------------------------------------------

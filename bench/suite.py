@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from .harness import BenchError, other_load
-from .report import Scenario, results_markdown, text_table, write_results
+from .report import Scenario, code_version, results_markdown, text_table, write_results
 from .scenarios import SCENARIOS, Context, log, measure_startup
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     results_path = args.results or (None if args.only else RESULTS)
     started_at = datetime.datetime.now().astimezone()
     started = time.monotonic()
+    code_at_start = code_version()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="batchstream-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     ctx = Context(workdir=workdir, quick=args.quick, slow=args.slow)
@@ -101,13 +102,21 @@ def main(argv: list[str] | None = None) -> int:
         for note in scenario.notes:
             print(f"  - {note}")
     print(
-        f"\nstart-up (python + imports) CPU: {ctx.startup_cpu_s:.2f} s; suite wall time {total / 60:.1f} min"
+        f"\nstart-up (python + imports) CPU: {ctx.startup_cpu_s:.2f} s; suite wall time {total / 60:.1f} "
+        f"min; batchstream code {code_version()}"
     )
     if results_path is not None:
         command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
         write_results(
             results_path,
-            results_markdown(scenarios, command=command, started=started_at, total_s=total, quick=args.quick),
+            results_markdown(
+                scenarios,
+                command=command,
+                started=started_at,
+                total_s=total,
+                quick=args.quick,
+                code_at_start=code_at_start,
+            ),
         )
         print(f"results written to {results_path}")
     # Missed goals are findings, reported in the table; only a scenario that could not run fails the suite.
