@@ -265,7 +265,7 @@ def run(
     """Run every request in INPUT (JSONL) and append one result line per item to OUTPUT.
 
     OUTPUT is the checkpoint: run the same command again and only what is not done yet runs.
-    Progress goes to stderr; nothing is printed on stdout.
+    Progress goes to stderr; stdout stays empty unless -o - sends the results there.
 
     \b
     Examples:
