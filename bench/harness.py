@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import pty
+import resource
 import signal
 import struct
 import subprocess
@@ -98,7 +99,11 @@ def read_results(path: Path, *, keep_texts: bool = False) -> ResultsSummary:
                     summary.texts[record["id"]] = (record.get("text") or "", calls)
             else:
                 summary.errors += 1
-                summary.error_kinds[str(record.get("error"))[:160]] += 1
+                error = record.get("error")
+                if isinstance(error, dict):
+                    message = str(error.get("message") or error.get("type") or "")
+                    error = f"status {error.get('status')}: {message.split('. ')[0]}"
+                summary.error_kinds[str(error)[:160]] += 1
     return summary
 
 
@@ -457,6 +462,23 @@ def other_load(seconds: float = 2.0) -> float:
         return 0.0
     total = total1 - total0
     return 0.0 if total <= 0 else 1.0 - (idle1 - idle0) / total
+
+
+def machine_busy_s() -> float:
+    """CPU-seconds the whole machine has spent busy (all CPUs, from /proc/stat), for interference checks."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    busy = sum(values[:8]) - values[3] - values[4]  # user..steal, less idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU-seconds used by this process and every child it has reaped (with their reaped children)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def startup_cpu(cwd: Path) -> Measured:

@@ -79,6 +79,7 @@ class Scenario:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     busy_before: float | None = None
+    others_cpu_s: float | None = None
     error: str | None = None
 
 
@@ -224,11 +225,16 @@ def results_markdown(
         if scenario.error:
             out += [f"**Failed:** `{scenario.error}`", ""]
         out += [f"- {note}" for note in scenario.notes]
-        busy = (
-            ""
-            if scenario.busy_before is None
-            else (f"; other processes kept {100 * scenario.busy_before:.0f}% of the CPUs busy just before it")
-        )
+        busy = ""
+        if scenario.busy_before is not None:
+            busy += (
+                f"; other processes kept {100 * scenario.busy_before:.0f}% of the CPUs busy just before it"
+            )
+        if scenario.others_cpu_s is not None and scenario.seconds:
+            share = scenario.others_cpu_s / (scenario.seconds * (os.cpu_count() or 1))
+            busy += (
+                f" and used {scenario.others_cpu_s:.0f} CPU-s ({100 * share:.0f}% of the machine) during it"
+            )
         out += [f"- scenario wall time: {scenario.seconds:.0f} s{busy}", ""]
     return "\n".join(out)
 

@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .harness import BenchError, other_load
+from .harness import BenchError, machine_busy_s, other_load, own_cpu_s
 from .report import Scenario, code_version, results_markdown, text_table, write_results
 from .scenarios import SCENARIOS, Context, log, measure_startup
 
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             busy = _quiet_enough(args.wait_quiet)
             log(f"[{index}/{len(names)}] {name} (other processes busy: {100 * busy:.0f}% of the CPUs)")
             began = time.monotonic()
+            busy_at, own_at = machine_busy_s(), own_cpu_s()
             try:
                 scenario = SCENARIOS[name](ctx)
             except (BenchError, OSError, ValueError, KeyError) as exc:
@@ -88,15 +89,23 @@ def main(argv: list[str] | None = None) -> int:
                 scenario = Scenario(name, name, "", error=f"{type(exc).__name__}: {exc}"[:2000])
             scenario.seconds = time.monotonic() - began
             scenario.busy_before = busy
+            # Machine-wide busy time less this suite's own (itself, clients, launchers, simulators).
+            scenario.others_cpu_s = max(0.0, (machine_busy_s() - busy_at) - (own_cpu_s() - own_at))
             scenarios.append(scenario)
-            log(f"[{index}/{len(names)}] {name} took {scenario.seconds:.0f} s")
+            log(
+                f"[{index}/{len(names)}] {name} took {scenario.seconds:.0f} s; other processes used "
+                f"{scenario.others_cpu_s:.0f} CPU-s meanwhile"
+            )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     total = time.monotonic() - started
     print(text_table(scenarios))
     for scenario in scenarios:
-        print(f"\n{scenario.title} ({scenario.seconds:.0f} s)")
+        print(
+            f"\n{scenario.title} ({scenario.seconds:.0f} s; other processes used "
+            f"{scenario.others_cpu_s or 0:.0f} CPU-s meanwhile)"
+        )
         if scenario.error:
             print(f"  FAILED: {scenario.error}")
         for note in scenario.notes:
