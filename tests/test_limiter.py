@@ -1,0 +1,98 @@
+"""Launch pacing: token buckets from --rpm/--itpm/--otpm and from the API's rate-limit headers, and AIMD."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from batchstream.limiter import LaunchController, TokenBucket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_user_cap_allows_a_few_seconds_of_burst_then_paces_at_the_rate() -> None:
+    clock = Clock()
+    bucket = TokenBucket(60, clock=clock, burst_s=5.0)  # --rpm 60: one request a second, 5 at once
+    for _ in range(5):
+        assert bucket.wait_time(1) == 0.0
+        bucket.take(1)
+    assert bucket.wait_time(1) == pytest.approx(1.0)
+    clock.now += 0.5
+    assert bucket.wait_time(1) == pytest.approx(0.5)
+    clock.now += 0.5
+    assert bucket.wait_time(1) == 0.0
+
+
+def test_output_tokens_are_charged_afterwards_and_the_debt_delays_the_next_launch() -> None:
+    clock = Clock()
+    bucket = TokenBucket(6_000, clock=clock, burst_s=5.0)  # --otpm 6000: 100 tokens/s, 500 at once
+    bucket.take(1_500)  # a reply far longer than the burst
+    assert bucket.tokens == -1_000
+    assert bucket.wait_time(1) == pytest.approx(10.01)
+
+
+def test_headers_teach_the_limit_and_an_empty_bucket_waits_one_slot_not_the_window() -> None:
+    clock = Clock()
+    controller = LaunchController(8, clock=clock)
+    headers = {
+        "anthropic-ratelimit-requests-limit": "120",
+        "anthropic-ratelimit-requests-remaining": "0",
+        "anthropic-ratelimit-requests-reset": "2099-01-01T00:00:00Z",
+    }
+    controller.on_success(headers)
+    bucket = controller._buckets["requests"]
+    assert bucket.rate == 2.0
+    assert bucket.wait_time(1) == pytest.approx(0.5)  # 60 s / 120, not until the far-away reset
+
+
+def test_user_caps_win_over_headers() -> None:
+    controller = LaunchController(8, rpm=30, clock=Clock())
+    controller.observe_headers(
+        {"anthropic-ratelimit-requests-limit": "4000", "anthropic-ratelimit-requests-remaining": "3999"}
+    )
+    assert controller._buckets["requests"].rate == 0.5
+
+
+def test_throttling_halves_the_window_once_per_burst_and_successes_grow_it_back() -> None:
+    clock = Clock()
+    controller = LaunchController(16, clock=clock)
+    controller.on_throttle(None, None)
+    controller.on_throttle(None, None)  # the same burst: no second halving
+    assert controller.window == 8
+    clock.now += 2
+    controller.on_throttle(2.0, None)
+    assert controller.window == 4
+    expected = 4.0
+    for _ in range(4):
+        controller.on_success(None)
+        expected += 1 / expected  # at the threshold already: one more slot per window's worth of successes
+    assert controller.window == pytest.approx(expected)
+    assert controller.window == pytest.approx(4.9206, abs=1e-4)
+
+
+def test_acquire_respects_the_window() -> None:
+    async def main() -> list[int]:
+        controller = LaunchController(2)
+        started: list[int] = []
+
+        async def item(n: int) -> None:
+            await controller.acquire(0, 0)
+            started.append(n)
+            await anyio.sleep(0.05)
+            controller.release()
+
+        async with anyio.create_task_group() as tg:
+            for n in range(4):
+                tg.start_soon(item, n)
+            await anyio.sleep(0.02)
+            assert controller.in_flight == 2
+            assert len(started) == 2
+        return started
+
+    assert sorted(anyio.run(main)) == [0, 1, 2, 3]
