@@ -89,11 +89,16 @@ def _same_replies(ours: ResultsSummary, theirs: ResultsSummary) -> None:
         raise BenchError(f"batchstream and the naive client recorded different replies, e.g. {different[:5]}")
 
 
-def _net_note(ctx: Context, tool: str, cpu_s: float, events: int) -> str | None:
-    if ctx.startup_cpu_s is None or not events:
-        return None
-    net = cpu_s - ctx.startup_cpu_s
-    return f"{tool} without start-up: {net:.2f} s CPU = {1e6 * net / events:.1f} µs/event"
+def _net_notes(ctx: Context, scenario: Scenario, ours: tuple[float, int], naive: tuple[float, int]) -> None:
+    """CPU per event net of the start-up both clients pay, as (CPU seconds, events) per tool."""
+    if ctx.startup_cpu_s is None:
+        return
+    for tool, (cpu_s, events) in (("batchstream", ours), ("naive", naive)):
+        if events:
+            net = cpu_s - ctx.startup_cpu_s
+            scenario.notes.append(
+                f"{tool} without start-up: {net:.2f} s CPU = {1e6 * net / events:.1f} µs/event"
+            )
 
 
 # -- 1. many short replies (the headline) -----------------------------------------------------------------
@@ -152,13 +157,7 @@ def many_short(ctx: Context) -> Scenario:
         f"CPU per item (whole process / items): batchstream {1e3 * run.cpu_s / items:.2f} ms, naive "
         f"{1e3 * naive.cpu_s / items:.2f} ms",
     ]
-    for tool, measured, events in (
-        ("batchstream", run, ours.output_tokens),
-        ("naive", naive, theirs.output_tokens),
-    ):
-        note = _net_note(ctx, tool, measured.cpu_s, events)
-        if note:
-            scenario.notes.append(note)
+    _net_notes(ctx, scenario, (run.cpu_s, ours.output_tokens), (naive.cpu_s, theirs.output_tokens))
     if ctx.startup_cpu_s is not None:
         net_ratio = (run.cpu_s - ctx.startup_cpu_s) / (naive.cpu_s - ctx.startup_cpu_s)
         scenario.notes.append(
@@ -202,13 +201,7 @@ def few_long(ctx: Context) -> Scenario:
         naive_row,
     ]
     _naive_failures(scenario, naive_row, theirs, items)
-    for tool, measured, events in (
-        ("batchstream", ours_run, ours.output_tokens),
-        ("naive", naive, theirs.output_tokens),
-    ):
-        note = _net_note(ctx, tool, measured.cpu_s, events)
-        if note:
-            scenario.notes.append(note)
+    _net_notes(ctx, scenario, (ours_run.cpu_s, ours.output_tokens), (naive.cpu_s, theirs.output_tokens))
     return scenario
 
 
