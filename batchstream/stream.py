@@ -100,7 +100,10 @@ class StreamClient:
         feed = accumulator.feed
         async with create(**kwargs, stream=True, extra_body=extra or None) as response:
             http_response = response.http_response
-            async for chunk in http_response.aiter_bytes():
+            # An uncompressed body (what the API sends for event streams) skips httpx's decoding layers.
+            encoding = http_response.headers.get("content-encoding", "identity")
+            chunks = http_response.aiter_raw() if encoding == "identity" else http_response.aiter_bytes()
+            async for chunk in chunks:
                 for event in decoder.feed(chunk):
                     feed(event)
                 if ttft is None and accumulator.text_started:
