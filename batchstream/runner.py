@@ -124,15 +124,16 @@ class RunReport:
 
 
 def default_output(input_path: Path) -> Path:
-    name = input_path.name
-    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
-    return input_path.with_name(stem + ".results.jsonl")
+    return _replace_jsonl(input_path, ".results.jsonl")
 
 
 def default_summary(output: Path) -> Path:
-    name = output.name
-    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
-    return output.with_name(stem + ".summary.jsonl")
+    return _replace_jsonl(output, ".summary.jsonl")
+
+
+def _replace_jsonl(path: Path, suffix: str) -> Path:
+    """`in.jsonl` -> `in{suffix}`; a name without `.jsonl` keeps its whole name before the suffix."""
+    return path.with_name(path.name.removesuffix(".jsonl") + suffix)
 
 
 def run_batch(config: RunConfig, *, log: Callable[[str], None] | None = None) -> RunReport:
