@@ -15,6 +15,7 @@ from .inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, InputError, ite
 from .retry import Backoff
 from .runner import RunConfig, run_batch
 from .shard import Shard
+from .stream import TRANSPORTS, Transport
 
 EXIT_CODES = """\b
 Exit codes:
@@ -201,6 +202,14 @@ def _defaults(
     show_default=True,
     help="Seconds one attempt may take in all.",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(TRANSPORTS),
+    default="direct",
+    show_default=True,
+    help="direct: the SDK builds each request, batchstream sends it on a shared aiohttp session (a third "
+    "of the CPU per request); sdk: every request goes through the SDK's own HTTP stack (a fallback).",
+)
 @click.option("--rpm", type=click.IntRange(min=1), help="Client-side cap: requests per minute.")
 @click.option(
     "--itpm",
@@ -251,6 +260,7 @@ def run(
     backoff_cap: float,
     stall_timeout: float,
     timeout: float,
+    transport: Transport,
     rpm: int | None,
     itpm: int | None,
     otpm: int | None,
@@ -294,6 +304,7 @@ def run(
         backoff=Backoff(base=backoff_base, cap=backoff_cap),
         stall_timeout=stall_timeout,
         timeout=timeout,
+        transport=transport,
         rpm=rpm,
         itpm=itpm,
         otpm=otpm,

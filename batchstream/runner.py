@@ -41,7 +41,7 @@ from .results import (
 )
 from .retry import Backoff, Failure, classify
 from .shard import Shard
-from .stream import StreamClient, StreamOutcome
+from .stream import StreamClient, StreamOutcome, Transport
 from .summary import RunStats, format_table, summarize_file, write_summary
 from .tokens import estimate_input_tokens
 
@@ -71,6 +71,7 @@ class RunConfig:
     backoff: Backoff = field(default_factory=Backoff)
     stall_timeout: float = 60.0
     timeout: float = 600.0
+    transport: Transport = "direct"
     rpm: int | None = None
     itpm: int | None = None
     otpm: int | None = None
@@ -364,6 +365,7 @@ class _Run:
             base_url=base_url,
             max_connections=config.concurrency,
             stall_timeout=config.stall_timeout,
+            transport=config.transport,
         )
         try:
             async with anyio.create_task_group() as outer:

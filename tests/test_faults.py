@@ -18,6 +18,7 @@ from conftest import read_jsonl, run_cli, write_jsonl
 
 from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from batchstream.simulator import SimulatorThread, expected_reply, request_key
+from batchstream.stream import TRANSPORTS
 
 SimFactory = Callable[..., SimulatorThread]
 
@@ -70,9 +71,10 @@ def total_line(summary: Path) -> dict[str, Any]:
 # --- each fault kind alone -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("kind", list(CAUSE))
 def test_each_fault_kind_alone_is_retried_to_the_exact_reply(
-    tmp_path: Path, simulator_factory: SimFactory, kind: str
+    tmp_path: Path, simulator_factory: SimFactory, kind: str, transport: str
 ) -> None:
     sim = simulator_factory(retry_after_s=0, stall_s=3600)
     # Item i is scripted to fail i % 3 times (0, 1 or 2) with this one kind, then succeed.
@@ -83,7 +85,7 @@ def test_each_fault_kind_alone_is_retried_to_the_exact_reply(
     }
     inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": p} for i, p in prompts.items()])
 
-    done = run_cli("run", inputs, *FAST, base_url=sim.base_url)
+    done = run_cli("run", inputs, *FAST, "--transport", transport, base_url=sim.base_url)
 
     assert done.returncode == 0, done.stderr
     rows = by_id(read_jsonl(tmp_path / "in.results.jsonl"))

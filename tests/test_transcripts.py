@@ -20,6 +20,7 @@ from batchstream.pricing import Pricer
 from batchstream.simulator import SimulatorThread, expected_reply
 from batchstream.simulator.transcripts import TRANSCRIPT_DIR, load_transcript, transcript_names
 from batchstream.sse import SSEDecoder
+from batchstream.stream import TRANSPORTS
 
 API_HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 NAMES = sorted(transcript_names())
@@ -99,13 +100,24 @@ def test_unknown_transcript_is_a_400(simulator: SimulatorThread) -> None:
     assert "transcript='no_such_transcript' is not one of" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_every_transcript_through_the_cli(
-    tmp_path: Path, simulator_factory: Callable[..., SimulatorThread]
+    tmp_path: Path, simulator_factory: Callable[..., SimulatorThread], transport: str
 ) -> None:
     simulator = simulator_factory()
     write_jsonl(tmp_path / "in.jsonl", [{"id": name, "params": body(name)} for name in NAMES])
 
-    done = run_cli("run", "in.jsonl", "-q", "--max-attempts", "1", cwd=tmp_path, base_url=simulator.base_url)
+    done = run_cli(
+        "run",
+        "in.jsonl",
+        "-q",
+        "--max-attempts",
+        "1",
+        "--transport",
+        transport,
+        cwd=tmp_path,
+        base_url=simulator.base_url,
+    )
 
     assert done.returncode == 1, done.stderr  # the error transcript's item failed; the others did not
     rows = {row["id"]: row for row in read_jsonl(tmp_path / "in.results.jsonl")}
