@@ -93,7 +93,7 @@ class _Template:
 
 
 class _CaptureTransport(httpx2.AsyncBaseTransport):
-    """Records the request the SDK built and answers with an empty stream; nothing leaves the process."""
+    """Records each request the SDK builds and answers with an empty stream; nothing leaves the process."""
 
     def __init__(self) -> None:
         self.requests: list[httpx2.Request] = []
@@ -119,8 +119,13 @@ class StreamClient:
         # The stall timeout is the transport's read timeout: it fires when no byte arrives for that long,
         # before the headers or between events, at no cost per event.
         timeout = httpx2.Timeout(stall_timeout, connect=connect_timeout, pool=None)
-        http_client = None
-        if transport == "sdk":
+        self._direct = transport == "direct"
+        self._capture = _CaptureTransport()
+        if self._direct:
+            # The SDK's HTTP client only ever builds requests here, so it needs no connections, proxies or
+            # TLS set-up of its own (loading the CA store alone costs tens of milliseconds).
+            http_client: httpx2.AsyncClient = httpx2.AsyncClient(transport=self._capture, trust_env=False)
+        else:
             http_client = anthropic.DefaultAioHttpClient(
                 timeout=timeout,
                 limits=httpx2.Limits(
@@ -132,7 +137,6 @@ class StreamClient:
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client
         )
-        self._direct = transport == "direct"
         self._max_connections = max_connections
         self._aiohttp_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=stall_timeout
@@ -150,20 +154,20 @@ class StreamClient:
             return await self._stream_direct(request)
         return await self._stream_sdk(request)
 
-    def _sdk_call(self, client: anthropic.AsyncAnthropic, request: Request) -> Any:
+    def _sdk_call(self, request: Request) -> Any:
         """The SDK call that sends `request`: the one path the SDK builds requests from."""
         if request.betas:
             kwargs, extra = _split_params(request.params, _BETA_KWARGS)
-            create: Any = client.beta.messages.with_streaming_response.create
+            create: Any = self._client.beta.messages.with_streaming_response.create
             kwargs["betas"] = list(request.betas)
         else:
             kwargs, extra = _split_params(request.params, _MESSAGES_KWARGS)
-            create = client.messages.with_streaming_response.create
+            create = self._client.messages.with_streaming_response.create
         return create(**kwargs, stream=True, extra_body=extra or None)
 
     async def _stream_sdk(self, request: Request) -> StreamOutcome:
         started = time.monotonic()
-        async with self._sdk_call(self._client, request) as response:
+        async with self._sdk_call(request) as response:
             http_response = response.http_response
             # An uncompressed body (what the API sends for event streams) skips httpx's decoding layers.
             encoding = http_response.headers.get("content-encoding", "identity")
@@ -186,15 +190,12 @@ class StreamClient:
         return template
 
     async def _build_template(self, request: Request, header_values: tuple[Any, ...]) -> _Template:
-        capture = _CaptureTransport()
-        client = self._client.with_options(http_client=httpx2.AsyncClient(transport=capture))
         skeleton = {"model": "", "max_tokens": 1, "messages": []}
         skeleton.update((n, v) for n, v in zip(HEADER_PARAMS, header_values, strict=True) if v is not None)
         probe = Request(request.id, request.line, skeleton, request.betas, False, None, "")
-        async with self._sdk_call(client, probe):
+        async with self._sdk_call(probe):
             pass
-        await client.close()
-        built = capture.requests[0]
+        built = self._capture.requests.pop()
         headers = {k: v for k, v in built.headers.items() if k.lower() not in _PER_REQUEST_HEADERS}
         url = str(built.url)
         # HTTPS_PROXY / NO_PROXY are honoured as the SDK's own client does, looked up once here rather
