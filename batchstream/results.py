@@ -14,19 +14,21 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from .errors import OutputWriteError, UsageError
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    status: str
-    request_hash: str | None
+class Recorded(NamedTuple):
+    error: bool  # recorded as an error: done, unless --retry-errors
+    request_hash: str  # "" when the line has none, so that it matches no request
+
+
+# What a result line without a line hash (written before they were recorded) is held with: no hex digest.
+_NO_LINE_HASH = "-" * 16
 
 
 def iter_result_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, bytes]]:
@@ -42,12 +44,29 @@ def iter_result_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, 
             yield number, obj if isinstance(obj, dict) else None, raw
 
 
-@dataclass
 class Checkpoint:
-    """What the results file already records: by id (the last line for an id wins), and the spend."""
+    """What the results file already records: by id (the last line for an id wins), and the spend.
 
-    recorded: dict[str, Recorded] = field(default_factory=dict)
-    cost_usd: float = 0.0
+    One short string per id (an error flag, the line hash, the request hash) rather than an object with
+    fields: a resume over 10^5+ results holds them all while it plans, and that took most of its memory.
+    """
+
+    def __init__(self, entries: dict[str, str] | None = None, cost_usd: float = 0.0) -> None:
+        self._entries = entries if entries is not None else {}
+        self.cost_usd = cost_usd
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, item_id: str) -> Recorded | None:
+        entry = self._entries.get(item_id)
+        return None if entry is None else Recorded(entry[0] == "e", entry[17:])
+
+    def line_hash(self, item_id: str) -> str | None:
+        """The hash of the input line the id's result was made from; a result from before line hashes were
+        recorded has a placeholder that matches no line."""
+        entry = self._entries.get(item_id)
+        return None if entry is None else entry[1:17]
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -56,11 +75,10 @@ def load_checkpoint(path: Path) -> Checkpoint:
     A line that is not valid JSON is only forgiven as the file's last line (a crash leftover, dropped by
     `repair_tail` before writing); anywhere else it means the file was edited or is not ours.
     """
-    checkpoint = Checkpoint()
     if not path.exists():
-        return checkpoint
+        return Checkpoint()
     # A tight loop: a resumed run reads this file before it sends anything, and it may hold 10^5+ lines.
-    recorded = checkpoint.recorded
+    entries: dict[str, str] = {}
     loads = orjson.loads
     cost_usd = 0.0
     bad: int | None = None
@@ -80,12 +98,18 @@ def load_checkpoint(path: Path) -> Checkpoint:
             if type(item_id) is not str or raw[-1:] != b"\n":
                 bad = number
                 continue
-            recorded[item_id] = Recorded(str(obj.get("status")), obj.get("request_hash"))
-            cost = obj.get("cost_usd")
-            if cost is not None and type(cost) is not bool and isinstance(cost, int | float):
+            get = obj.get
+            line_hash = get("line_hash")
+            request_hash = get("request_hash")
+            entries[item_id] = (
+                f"{'e' if get('status') == 'error' else '-'}"
+                f"{line_hash if type(line_hash) is str and len(line_hash) == 16 else _NO_LINE_HASH}"
+                f"{request_hash if type(request_hash) is str else ''}"
+            )
+            cost = get("cost_usd")
+            if type(cost) is float or type(cost) is int:  # as parsed from JSON: never a bool or a subclass
                 cost_usd += cost
-    checkpoint.cost_usd = cost_usd
-    return checkpoint
+    return Checkpoint(entries, cost_usd)
 
 
 def repair_tail(path: Path) -> bool:

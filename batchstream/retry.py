@@ -13,14 +13,12 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import aiohttp
-import anthropic
-import httpx2
+from typing import TYPE_CHECKING, Any
 
 from .accumulate import StreamEventError, StreamProtocolError
-from .stream import IncompleteStreamError
+
+if TYPE_CHECKING:
+    import anthropic
 
 # HTTP statuses worth another attempt, and the cause each is counted under in the summary.
 _RETRY_CAUSES = {
@@ -67,6 +65,14 @@ class Failure:
 
 def classify(exc: BaseException, *, secret: str | None = None) -> Failure:
     """Map any exception from one attempt to a Failure; `secret` is scrubbed from the message."""
+    # Imported here, not with the module: the command line imports this module, and a run that has nothing
+    # to send (a finished resume, bad input) should not pay the ~1.3 s the SDK takes to import.
+    import aiohttp
+    import anthropic
+    import httpx2
+
+    from .stream import IncompleteStreamError
+
     if isinstance(exc, anthropic.APIStatusError):
         failure = _from_status_error(exc)
     elif isinstance(exc, StreamEventError):

@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 
 from .budget import Budget
 from .errors import ExitCode, FatalAPIError, OutputWriteError, ResumeMismatchError, UsageError
-from .inputs import Defaults, Request, iter_requests
+from .inputs import Defaults, Request, Unchanged, iter_requests
 from .limiter import LaunchController
 from .markdown import append_github_step_summary, first_errors, markdown_summary
 from .pricing import PriceFileError, Pricer
@@ -41,14 +41,16 @@ from .results import (
 )
 from .retry import Backoff, Failure, classify
 from .shard import Shard
-from .stream import StreamClient, StreamOutcome, Transport
 from .summary import RunStats, format_table, summarize_file, write_summary
 from .tokens import estimate_input_tokens
 
 if TYPE_CHECKING:
     from .simulator import SimulatorConfig
+    from .stream import StreamOutcome, Transport
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
+
+_Item = TypeVar("_Item", bound=Request | Unchanged)
 
 
 @dataclass
@@ -174,7 +176,7 @@ class _LineMask:
 
 @dataclass
 class _Plan:
-    checkpoint: Checkpoint
+    spent_usd: float  # what the recorded results cost, for --max-cost
     todo: _LineMask = field(default_factory=_LineMask)
     total: int = 0
     already_done: int = 0
@@ -222,31 +224,36 @@ class _Run:
 
     def _requests(self, only_lines: _LineMask | None = None) -> Iterator[Request]:
         """The input's requests that this run is responsible for (its shard, if any)."""
+        return self._owned(iter_requests(self.config.input, self.config.defaults, only_lines=only_lines))
+
+    def _owned(self, items: Iterator[_Item]) -> Iterator[_Item]:
         shard = self.config.shard
-        for request in iter_requests(self.config.input, self.config.defaults, only_lines=only_lines):
-            if shard is None or shard.owns(request.id):
-                yield request
+        return items if shard is None else (item for item in items if shard.owns(item.id))
 
     def _plan(self, checkpoint: Checkpoint) -> _Plan:
-        plan = _Plan(checkpoint)
+        plan = _Plan(checkpoint.cost_usd)
         mismatched: list[str] = []
         priced: set[str] = set()
-        for request in self._requests():
+        # Lines unchanged since their result was recorded come as Unchanged, not validated again; with
+        # nothing recorded there is nothing to look up.
+        recorded = checkpoint.line_hash if len(checkpoint) else None
+        for item in self._owned(iter_requests(self.config.input, self.config.defaults, recorded=recorded)):
             plan.total += 1
-            if self.config.max_cost is not None and request.params["model"] not in priced:
-                self._require_price(request.params["model"])
-                priced.add(request.params["model"])
-            seen = checkpoint.recorded.get(request.id)
+            model = item.model if isinstance(item, Unchanged) else item.params["model"]
+            if self.config.max_cost is not None and model not in priced:
+                self._require_price(model)
+                priced.add(model)
+            seen = checkpoint.get(item.id)
             if seen is None:
-                plan.todo.add(request.line)
+                plan.todo.add(item.line)
                 continue
-            if seen.request_hash != request.request_hash:
-                mismatched.append(request.id)
-            elif seen.status == "error" and self.config.retry_errors:
-                plan.todo.add(request.line)
+            if isinstance(item, Request) and seen.request_hash != item.request_hash:
+                mismatched.append(item.id)
+            elif seen.error and self.config.retry_errors:
+                plan.todo.add(item.line)
             else:
                 plan.already_done += 1
-            if seen.status == "error":
+            if seen.error:
                 plan.recorded_errors += 1
         if mismatched:
             shown = ", ".join(repr(item) for item in mismatched[:10])
@@ -306,9 +313,7 @@ class _Run:
                 fail_on_error_rate=config.fail_on_error_rate,
             )
             self.budget = (
-                None
-                if config.max_cost is None
-                else Budget(config.max_cost, plan.checkpoint.cost_usd, self.pricer)
+                None if config.max_cost is None else Budget(config.max_cost, plan.spent_usd, self.pricer)
             )
             self.stopped_by_budget = False
             started = anyio.current_time()
@@ -349,6 +354,11 @@ class _Run:
         return extra
 
     async def _run_items(self, plan: _Plan, progress: Progress, stack: ExitStack) -> None:
+        # The SDK is imported only once a request is due: a run with nothing to send never pays its ~1.3 s.
+        # Its long-lived objects are frozen out of the collector's way like everything before (run_batch).
+        from .stream import StreamClient
+
+        gc.freeze()
         config = self.config
         base_url = config.base_url
         if config.simulate:
@@ -558,6 +568,7 @@ class _Run:
     @staticmethod
     def _finish_record(request: Request, record: dict[str, Any]) -> dict[str, Any]:
         record["request_hash"] = request.request_hash
+        record["line_hash"] = request.line_hash
         if request.has_meta:
             record["meta"] = request.meta
         return record

@@ -15,6 +15,7 @@ from batchstream.inputs import (
     InputError,
     Problem,
     Request,
+    Unchanged,
     iter_requests,
 )
 
@@ -219,6 +220,76 @@ def test_request_hash_changes_with_prompt_parameter_default_and_betas() -> None:
     assert one('{"id": "q", "prompt": "Hi", "betas": ["b"]}').request_hash != base
     # Spelling out what the default would have filled in is the same request.
     assert one('{"id": "q", "prompt": "Hi", "max_tokens": 1024}').request_hash == base
+
+
+# --- line_hash and the resume fast path -------------------------------------------------------------------
+
+LINES = (
+    '{"id": "a", "prompt": "Hi"}',
+    '{"custom_id": "b", "params": {"model": "m", "max_tokens": 5, "messages": '
+    + '[{"role": "user", "content": "Hi"}]'
+    + "}}",
+    '{"id": "c", "prompt": "Hi", "model": "n", "meta": {"x": 1}}',
+)
+
+
+def recorded_from(*lines: str, defaults: Defaults = DEFAULTS) -> dict[str, str]:
+    """The line hash each id's result would record after a run over these lines."""
+    return {request.id: request.line_hash for request in requests(*lines, defaults=defaults)}
+
+
+def test_line_hash_is_pinned_since_results_files_record_it() -> None:
+    # Changing how it is computed leaves every recorded result without a fast path: bump _LINE_HASH_VERSION
+    # on purpose instead, when a line that passed before could now be read differently.
+    assert one(VALID).line_hash == "b38e7aa1de0c1d5e"
+
+
+def test_line_hash_is_of_the_line_bytes_and_every_default() -> None:
+    base = one(VALID).line_hash
+    assert one(VALID + "  ").line_hash == base  # trailing whitespace is not part of the line
+    assert one('{"prompt": "Hi", "id": "ok"}').line_hash != base  # the same request, other bytes
+    for changed in (
+        Defaults(model="other"),
+        Defaults(max_tokens=1023),
+        Defaults(system="S"),
+        Defaults(temperature=0.5),
+        Defaults(betas=("b",)),
+    ):
+        assert one(VALID, changed).line_hash != base, changed
+
+
+def test_lines_unchanged_since_recorded_are_not_read_again() -> None:
+    recorded = recorded_from(*LINES)
+    items = list(iter_requests(write(*LINES), DEFAULTS, recorded=recorded.get))
+    assert items == [Unchanged("a", 1, DEFAULT_MODEL), Unchanged("b", 2, "m"), Unchanged("c", 3, "n")]
+
+
+def test_a_changed_or_new_line_or_other_defaults_are_read_in_full() -> None:
+    recorded = recorded_from(*LINES)
+    changed = (LINES[0].replace("Hi", "Hi!"), LINES[1], LINES[2], '{"id": "d", "prompt": "New"}')
+    a, b, c, d = iter_requests(write(*changed), DEFAULTS, recorded=recorded.get)
+    assert isinstance(a, Request) and a.line_hash != recorded["a"]
+    assert (b, c) == (Unchanged("b", 2, "m"), Unchanged("c", 3, "n"))
+    assert isinstance(d, Request) and d.id == "d"
+    # Another default may change the request a line makes: every line is read and hashed in full again.
+    other = Defaults(max_tokens=7)
+    items = list(iter_requests(write(*LINES), other, recorded=recorded.get))
+    assert [type(item) for item in items] == [Request] * 3
+    assert items == requests(*LINES, defaults=other)
+
+
+def test_an_unchanged_line_still_counts_for_duplicate_ids() -> None:
+    recorded = recorded_from(*LINES)
+    with pytest.raises(InputError) as caught:
+        list(
+            iter_requests(
+                write(*LINES, LINES[0], '{"id": "b", "prompt": "B"}'), DEFAULTS, recorded=recorded.get
+            )
+        )
+    assert [str(problem) for problem in caught.value.problems] == [
+        "inputs.jsonl:4: id: duplicate id 'a' (first on line 1)",
+        "inputs.jsonl:5: id: duplicate id 'b' (first on line 2)",
+    ]
 
 
 # --- problems: exact messages ------------------------------------------------------------------------------

@@ -434,6 +434,53 @@ def test_resume_runs_only_what_is_missing_refuses_a_changed_input_and_restart_st
     assert_summary(tmp_path / "in.results.summary.jsonl", rows)
 
 
+def test_resume_trusts_an_unchanged_line_only_under_the_same_defaults_and_reads_older_results_in_full(
+    tmp_path: Path, simulator
+) -> None:
+    write_jsonl(tmp_path / "in.jsonl", SIX)
+    results = tmp_path / "in.results.jsonl"
+
+    def run(*options: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("run", "in.jsonl", "-q", *options, cwd=tmp_path, base_url=simulator.base_url)
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    # Each result records the hash of its input line's bytes and the defaults it was read with.
+    line_hashes = {
+        request.id: request.line_hash for request in iter_requests(tmp_path / "in.jsonl", Defaults())
+    }
+    assert {row["id"]: row["line_hash"] for row in read_jsonl(results)} == line_hashes
+    written = results.read_bytes()
+
+    # The same bytes under another default make other requests: refused like a changed line.
+    other_default = run("--max-tokens", "50")
+    assert other_default.returncode == 2
+    assert "6 recorded item(s) no longer match their input line" in other_default.stderr
+    assert results.read_bytes() == written
+
+    # A results file from before line hashes were recorded: every line is compared in full, as it was then.
+    rows = read_jsonl(results)
+    for row in rows:
+        del row["line_hash"]
+    write_jsonl(results, rows)
+    older = results.read_bytes()
+    again = run()
+    assert again.returncode == 0, again.stderr
+    assert (again.stdout, again.stderr) == ("", "")
+    assert results.read_bytes() == older
+    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+    changed_lines = [dict(line) for line in SIX]
+    changed_lines[4]["prompt"] = "Question number four, rephrased?"
+    write_jsonl(tmp_path / "in.jsonl", changed_lines)
+    changed = run()
+    assert changed.returncode == 2
+    assert "1 recorded item(s) no longer match their input line (prompt or parameters changed): 'item-4'" in (
+        changed.stderr
+    )
+    assert results.read_bytes() == older
+    assert simulator.stats()["requests"] == 6
+
+
 def test_errors_give_exit_1_and_run_again_only_with_retry_errors(tmp_path: Path, simulator_factory) -> None:
     lines = [
         *SIX[:3],

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,28 @@ def test_cost_sum_rounds_away_float_noise() -> None:
     *_, total = build([result(str(i), cost=0.1, usage=usage(1, 1)) for i in range(3)]).lines()
     assert 0.1 + 0.1 + 0.1 != 0.3
     assert total["cost_usd"] == 0.3
+
+
+def test_cost_sum_is_exact_over_many_distinct_costs() -> None:
+    # Costs are summed per distinct value, in batches when there are many: the exact Decimal sum all the same.
+    costs = [round(0.000001 * (i % 5000) + 1e-7 * (i % 7), 12) for i in range(12_000)]
+    models = ("m1", "m2")
+    rows = [result(str(i), models[i % 2], cost=cost, usage=usage(1, 1)) for i, cost in enumerate(costs)]
+    *lines, total = build(rows).lines()
+    for line, model in zip(lines, models, strict=True):
+        exact = sum((Decimal(repr(c)) for i, c in enumerate(costs) if models[i % 2] == model), Decimal(0))
+        assert line["cost_usd"] == float(exact.quantize(Decimal("1e-9")))
+    exact = sum((Decimal(repr(c)) for c in costs), Decimal(0))
+    assert total["cost_usd"] == float(exact.quantize(Decimal("1e-9")))
+
+
+def test_only_finite_numbers_count_as_times_and_costs() -> None:
+    odd: list[Any] = [True, float("nan"), float("inf"), "1.0", None]
+    rows = [result(str(i), latency=v, ttft=v, cost=v, usage=usage(1, 1)) for i, v in enumerate(odd)]
+    rows.append(result("int", latency=2, ttft=1, cost=1, usage=usage(1, 1)))
+    *_, total = build(rows).lines()
+    assert (total["latency_p50_s"], total["ttft_p50_s"], total["cost_usd"]) == (2.0, 1.0, 1.0)
+    assert total["unpriced_items"] == len(odd)
 
 
 @pytest.mark.parametrize(

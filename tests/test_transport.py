@@ -12,10 +12,12 @@ from typing import Any
 
 import anthropic
 import anyio
+import click
 import orjson
 import pytest
 from aiohttp import web
 
+from batchstream.cli import run
 from batchstream.inputs import Request
 from batchstream.retry import classify
 from batchstream.simulator import SimulatorThread, expected_reply
@@ -270,3 +272,10 @@ def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch
         return hosts
 
     assert anyio.run(through_proxy) == ["api.batchstream.invalid"]
+
+
+def test_the_command_line_offers_exactly_the_transports() -> None:
+    [option] = [p for p in run.params if p.name == "transport"]
+    assert isinstance(option.type, click.Choice)
+    assert tuple(option.type.choices) == TRANSPORTS
+    assert option.default == TRANSPORTS[0]
