@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import orjson
 import pytest
 
 from batchstream.simulator import FAULT_KINDS, SimulatorConfig, SimulatorThread, expected_reply, request_key
+from batchstream.simulator.transcripts import load_transcript
 
 MODEL = "claude-simulated-1"
 API_HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
@@ -167,6 +169,66 @@ def test_raw_stream_wire_format(sim: SimulatorThread) -> None:
         "delta": {"stop_reason": "end_turn", "stop_sequence": None},
         "usage": {"output_tokens": n},
     }
+
+
+def raw_chunks(sim: SimulatorThread, body: dict[str, Any]) -> tuple[list[str], list[bytes]]:
+    """Header names in order, and the chunks of the chunked body as framed on the socket."""
+    url = httpx2.URL(sim.base_url)
+    payload = orjson.dumps(body)
+    request = (
+        f"POST /v1/messages HTTP/1.1\r\nHost: {url.host}\r\nx-api-key: sk-test\r\n"
+        f"anthropic-version: 2023-06-01\r\ncontent-length: {len(payload)}\r\n\r\n"
+    )
+    with socket.create_connection((url.host, url.port), timeout=10) as conn:
+        conn.sendall(request.encode() + payload)
+        raw = b""
+        while not raw.endswith(b"\r\n0\r\n\r\n"):
+            data = conn.recv(65536)
+            assert data, raw
+            raw += data
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    names = [line.split(b":")[0].decode() for line in head.split(b"\r\n")[1:]]
+    chunks = []
+    while True:
+        size, _, rest = rest.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            return names, chunks
+        chunks.append(rest[:n])
+        assert rest[n : n + 2] == b"\r\n"
+        rest = rest[n + 2 :]
+
+
+@pytest.mark.parametrize("tokens_per_s", [0.0, 1000.0])
+def test_each_event_is_a_chunk_of_its_own(tokens_per_s: float) -> None:
+    """A burst leaves in one write, but framed as one write per event would be: clients' costs per event
+    depend on the framing. Also pins where `Transfer-Encoding` falls among the headers."""
+    body = body_for("Frame me [[sim tokens=6]]", stream=True)
+    with running_sim(tokens_per_s=tokens_per_s) as sim:
+        names, chunks = raw_chunks(sim, body)
+        replayed = raw_chunks(sim, body_for("[[sim transcript=basic_text]]", stream=True))[1]
+    ratelimit = [name for name in names if name.startswith("anthropic-ratelimit-")]
+    assert names == [
+        "content-type",
+        "cache-control",
+        "request-id",
+        *ratelimit,
+        "Transfer-Encoding",
+        "Date",
+        "Server",
+    ]
+    assert len(ratelimit) == 12
+    assert [name for name, _ in sse_events(b"".join(chunks))] == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        *["content_block_delta"] * 6,
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert all(len(sse_events(chunk)) == 1 for chunk in chunks)
+    assert tuple(replayed) == load_transcript("basic_text").events
 
 
 def test_count_tokens(client: anthropic.Anthropic) -> None:

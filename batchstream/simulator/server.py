@@ -4,44 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import orjson
 from aiohttp import web
 
-from .config import SimulatorConfig
+from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 from .directives import DirectiveError, parse_directives
-from .faults import MID_STREAM_FAULTS, STATUS_FAULTS, Fault, decide_fault
+from .events import Event, stream_events
+from .faults import STATUS_FAULTS, Fault, decide_fault
 from .prompt import estimate_input_tokens
 from .ratelimit import Admission, RequestLimiter, rate_limit_headers
 from .replies import Reply, build_reply, request_key
+from .sse import EventStream
 from .stats import RequestLog, Stats
 from .transcripts import load_transcript
 from .validation import validate_count_tokens_body, validate_messages_body
 from .wire import (
     DEFAULT_ERROR_MESSAGES,
-    DELTA_TAIL,
-    ERROR_EVENT,
     JSON_CONTENT_TYPE,
-    MESSAGE_STOP,
-    PING,
     SSE_HEADERS,
-    block_start_event,
-    block_stop_event,
-    delta_head,
     error_body,
-    message_delta_event,
     message_object,
-    message_start_event,
     new_id,
     retry_after,
-    whole_delta_event,
 )
 
 # The service's own ceiling on a Messages request body.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+
+# How much of an unpaced stream goes out in one write: aiohttp checks for back-pressure after as much, and
+# memory stays bounded however long the reply.
+BURST_BYTES = 64 * 1024
 
 
 class Rejection(Exception):
@@ -78,6 +74,10 @@ class Simulator:
         self.config = config
         self.stats = Stats()
         self.limiter = RequestLimiter(config.rpm)
+        # Without these, only a `[[sim fail=...]]` script can fault an attempt; deciding costs a seeded PRNG.
+        self._configured_faults = config.fail_first > 0 or any(
+            map(config.fault_probability, PROBABILISTIC_FAULTS)
+        )
         self.log = RequestLog(config.log_path)
 
     def reset(self) -> None:
@@ -212,7 +212,9 @@ class Simulator:
             self._fail_with_status(directives.status, str(directives.status))
         if directives.transcript is not None:
             return await self._replay(request, exchange, directives.transcript, bool(body.get("stream")))
-        fault = decide_fault(config, exchange.key, exchange.attempt, directives.fail)
+        fault = None
+        if self._configured_faults or directives.fail:
+            fault = decide_fault(config, exchange.key, exchange.attempt, directives.fail)
         if fault is not None:
             self.stats.faults[fault.kind] += 1
             exchange.outcome = fault.kind
@@ -253,85 +255,61 @@ class Simulator:
                 reply.stop_details,
             )
         )
+        if fault is None:
+            # Headers and body in one write (a StreamResponse sends its headers alone), in the same order.
+            exchange.status = 200
+            exchange.output_tokens = reply.output_tokens
+            exchange.outcome = "ok"
+            self.stats.complete(exchange.key or "")
+            return web.Response(body=body, content_type=JSON_CONTENT_TYPE, headers=self._headers(exchange))
         response = web.StreamResponse(headers=self._headers(exchange))
         response.content_type = JSON_CONTENT_TYPE
-        if fault is None:
-            response.content_length = len(body)
         await response.prepare(request)
         exchange.status = 200
-        if fault is not None:
-            await response.write(body[: len(body) // 2])
-            if fault.kind == "drop":
-                return _hang_up(request, response)
-            await response.write_eof()
-            return response
-        await response.write_eof(body)
-        exchange.output_tokens = reply.output_tokens
-        exchange.outcome = "ok"
-        self.stats.complete(exchange.key or "")
+        await response.write(body[: len(body) // 2])
+        if fault.kind == "drop":
+            return _hang_up(request, response)
+        await response.write_eof()
         return response
 
     async def _stream(
         self, request: web.Request, exchange: Exchange, reply: Reply, fault: Fault | None
     ) -> web.StreamResponse:
-        response = web.StreamResponse(headers={**SSE_HEADERS, **self._headers(exchange)})
+        response = EventStream({**SSE_HEADERS, **self._headers(exchange)}, request)
         await response.prepare(request)
         exchange.status = 200
-        write = response.write
-        await write(message_start_event(new_id("msg_"), exchange.model or "", reply.start_usage))
-        # A mid-stream fault strikes after this many pieces, counted across all blocks.
-        left = fault.cut(reply.output_tokens) if fault is not None and fault.kind in MID_STREAM_FAULTS else -1
-        for index, block in enumerate(reply.blocks):
-            await write(block_start_event(index, block.start))
-            if index == 0:
-                await write(PING)
-            pieces = block.pieces if left < 0 else block.pieces[:left]
-            await self._write_deltas(write, delta_head(index, block.delta_type), pieces, exchange)
-            if left >= 0:
-                left -= len(pieces)
-                if left == 0:
-                    break
-            for delta in block.after:
-                await write(whole_delta_event(index, delta))
-            await write(block_stop_event(index))
-        if fault is not None:
-            if fault.kind == "drop":
-                return _hang_up(request, response)
-            if fault.kind == "error_event":
-                await write(ERROR_EVENT)
-            await response.write_eof()
-            return response
-        await write(
-            message_delta_event(reply.stop_reason, reply.stop_sequence, reply.stop_details, reply.delta_usage)
-        )
-        await write(MESSAGE_STOP)
-        await response.write_eof()
-        exchange.outcome = "ok"
-        self.stats.complete(exchange.key or "")
+        events = stream_events(reply, new_id("msg_"), exchange.model or "", fault)
+        end_body = fault is None or fault.kind != "drop"  # a dropped stream is cut off instead
+        if self.config.tokens_per_s:
+            await self._write_paced(response, events, exchange, end_body)
+        else:
+            await _write_burst(response, events, exchange, end_body)
+        if not end_body:
+            return _hang_up(request, response)
+        if fault is None:
+            exchange.outcome = "ok"
+            self.stats.complete(exchange.key or "")
         return response
 
-    async def _write_deltas(
-        self,
-        write: Callable[[bytes], Awaitable[None]],
-        head: bytes,
-        pieces: tuple[str, ...],
-        exchange: Exchange,
+    async def _write_paced(
+        self, response: EventStream, events: Iterable[Event], exchange: Exchange, end_body: bool
     ) -> None:
-        dumps = orjson.dumps
-        if not self.config.tokens_per_s:
-            for piece in pieces:
-                await write(head + dumps(piece) + DELTA_TAIL)
-                exchange.output_tokens += 1
-            return
+        """One write per event, the pieces of each block `1 / tokens_per_s` apart from its first."""
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.config.tokens_per_s
-        start = loop.time()
-        for i, piece in enumerate(pieces):
-            delay = start + i * interval - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await write(head + dumps(piece) + DELTA_TAIL)
-            exchange.output_tokens += 1
+        start = 0.0
+        for event, nth in events:
+            if nth == 0:
+                start = loop.time()
+            elif nth is not None:
+                delay = start + nth * interval - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await response.send((event,))
+            if nth is not None:
+                exchange.output_tokens += 1
+        if end_body:
+            await response.send((), last=True)
 
     async def _replay(
         self, request: web.Request, exchange: Exchange, name: str, stream: bool
@@ -343,11 +321,9 @@ class Simulator:
         headers = self._headers(exchange)
         response: web.StreamResponse
         if stream:
-            response = web.StreamResponse(headers={**SSE_HEADERS, **headers})
+            response = EventStream({**SSE_HEADERS, **headers}, request)
             await response.prepare(request)
-            for event in recorded.events:
-                await response.write(event)
-            await response.write_eof()
+            await response.send(recorded.events, last=True)
         else:
             response = web.Response(
                 body=orjson.dumps(recorded.outcome), content_type=JSON_CONTENT_TYPE, headers=headers
@@ -360,6 +336,24 @@ class Simulator:
         exchange.output_tokens = int(recorded.outcome["usage"]["output_tokens"])
         self.stats.complete(exchange.key or "")
         return response
+
+
+async def _write_burst(
+    response: EventStream, events: Iterable[Event], exchange: Exchange, end_body: bool
+) -> None:
+    """Events with no pacing between them, in one write per `BURST_BYTES`; a short reply is one write."""
+    batch: list[bytes] = []
+    size = pieces = 0
+    for event, nth in events:
+        if size >= BURST_BYTES:
+            await response.send(batch)
+            exchange.output_tokens += pieces
+            batch, size, pieces = [], 0, 0
+        batch.append(event)
+        size += len(event)
+        pieces += nth is not None
+    await response.send(batch, last=end_body)
+    exchange.output_tokens += pieces
 
 
 def _hang_up(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
