@@ -5,18 +5,29 @@ probe task to the loop that run starts: it sleeps 10 ms at a time and records by
 overshot. Any stretch in which batchstream's own code holds the loop shows up as overshoot. Prints one
 JSON object (lag statistics and the run's counts) on stdout.
 
-Run: python -m bench.lagprobe INPUT -o OUTPUT --base-url URL -c N
+With `--display bar`, stderr is a pseudo-terminal, so the run shows its tqdm bar, and every call batchstream
+makes into its progress display is timed on the loop thread's CPU clock: the display's share of the run's CPU,
+measured directly rather than as the difference between two runs (which is within run-to-run noise).
+
+Run: python -m bench.lagprobe INPUT -o OUTPUT --base-url URL -c N [--display bar]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+import batchstream.runner
+from batchstream.progress import Progress
 from batchstream.runner import RunConfig, run_batch
 
 INTERVAL_S = 0.010
@@ -44,6 +55,42 @@ class _ProbingPolicy(asyncio.DefaultEventLoopPolicy):
         return loop
 
 
+_display_cpu = [0.0]
+
+
+def _timed(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        before = time.thread_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _display_cpu[0] += time.thread_time() - before
+
+    return timed
+
+
+def _show_bar_on_a_pty() -> None:
+    """The display draws on a pseudo-terminal (drained by a thread), and its every call is timed."""
+    parent, child = os.openpty()
+    terminal = os.fdopen(child, "w")
+    threading.Thread(target=lambda: _drain(parent), daemon=True).start()
+    make_progress = batchstream.runner.make_progress
+
+    def timed_progress(*args: Any, **kwargs: Any) -> Progress:
+        progress = _timed(make_progress)(*args, **{**kwargs, "stream": terminal})
+        for name in ("item_done", "tick", "close"):
+            setattr(progress, name, _timed(getattr(progress, name)))
+        return progress
+
+    batchstream.runner.make_progress = timed_progress  # type: ignore[assignment]
+
+
+def _drain(fd: int) -> None:
+    while os.read(fd, 65536):
+        pass
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
@@ -55,19 +102,24 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("-c", "--concurrency", type=int, default=16)
+    parser.add_argument("--display", choices=("none", "bar"), default="none")
     args = parser.parse_args()
+    if args.display == "bar":
+        _show_bar_on_a_pty()
     asyncio.set_event_loop_policy(_ProbingPolicy())
     started = time.perf_counter()
+    cpu_started = time.process_time()
     report = run_batch(
         RunConfig(
             input=args.input,
             output=args.output,
             base_url=args.base_url,
             concurrency=args.concurrency,
-            quiet=True,
+            quiet=args.display == "none",
         )
     )
     finished = time.perf_counter()
+    run_cpu = time.process_time() - cpu_started
     worst = max(range(len(_overshoots)), key=_overshoots.__getitem__) if _overshoots else None
     print(
         orjson.dumps(
@@ -75,6 +127,8 @@ def main() -> None:
                 "ok": report.ok,
                 "errors": report.errors,
                 "run_s": finished - started,
+                "run_cpu_s": run_cpu,
+                "display_cpu_s": _display_cpu[0],
                 "samples": len(_overshoots),
                 "max_lag_ms": 1000 * max(_overshoots, default=0.0),
                 "p99_lag_ms": 1000 * _percentile(_overshoots, 0.99),

@@ -329,11 +329,13 @@ def concurrent_2000(ctx: Context) -> Scenario:
         f"{items:,} items, concurrency {concurrency:,}; simulator `--ttft 1 --tokens-per-s 20 "
         f"--reply-tokens {tokens},{tokens}`, so each stream stays open about 3 s and they all overlap. "
         "batchstream runs once with `-q`, once with progress lines (stderr a file: plain lines every 10 s, "
-        "the default) and once with the tqdm bar (stderr a pseudo-terminal); the display's CPU share is "
-        "(CPU with display - CPU with -q) / CPU with display, and a few percent either way is run-to-run "
-        "noise. Event-loop lag comes from a separate in-process `run_batch` run (`bench/lagprobe.py`) with "
-        "a probe task on the same loop that sleeps 10 ms at a time and records each overshoot; its row's "
-        "CPU includes the probe. No goals were set for these figures.",
+        "the default) and once with the tqdm bar (stderr a pseudo-terminal); for those rows the "
+        "display's share is (CPU with display - CPU with -q) / CPU with display, within run-to-run "
+        "noise. The goals are judged on a separate in-process `run_batch` run (`bench/lagprobe.py`) "
+        "with the tqdm bar on a pseudo-terminal: a probe task on the same loop sleeps 10 ms at a time "
+        "and records each overshoot (the event-loop lag), and every call into the progress display is "
+        "timed on the loop thread's CPU clock (the display's CPU share, measured directly); its row's "
+        "CPU includes the probe. Goals: loop lag never over 100 ms; the display under 2% of the CPU.",
     )
     work = ctx.dir("concurrent_2000")
     source = write_input(work / "input.jsonl", items)
@@ -349,7 +351,10 @@ def concurrent_2000(ctx: Context) -> Scenario:
             _expect(f"batchstream {label} ok items", read_results(output).ok, items)
         log(f"{name}: lag probe (in-process run_batch)")
         sim.reset()
-        probe_argv = [PYTHON, "-m", "bench.lagprobe", str(source), "-o", str(work / "probe.results.jsonl")]
+        probe_argv = [
+            *(PYTHON, "-m", "bench.lagprobe", str(source), "-o", str(work / "probe.results.jsonl")),
+            *("--display", "bar"),
+        ]
         probe_run = run_client([*probe_argv, "--base-url", sim.url, "-c", str(concurrency)], cwd=work)
         probe = orjson.loads(probe_run.stdout)
         _expect("lag probe ok items", probe["ok"], items)
@@ -360,9 +365,10 @@ def concurrent_2000(ctx: Context) -> Scenario:
     theirs = read_results(naive_out)
     events = read_results(work / "bs0.results.jsonl").output_tokens
     quiet_cpu = measured["-q"].cpu_s
+    display_share = 100 * probe["display_cpu_s"] / probe["run_cpu_s"]
     for label, run in measured.items():
         share = (run.cpu_s - quiet_cpu) / run.cpu_s
-        goal = "" if label == "-q" else f"display CPU share {100 * share:+.1f}%"
+        goal = "" if label == "-q" else f"CPU difference from -q {100 * share:+.1f}%"
         scenario.rows.append(
             _row(name, f"batchstream {label}", items, events, run, ratio=run.cpu_s / naive.cpu_s, goal=goal)
         )
@@ -373,7 +379,9 @@ def concurrent_2000(ctx: Context) -> Scenario:
             items,
             events,
             probe_run,
-            goal=f"loop lag max {probe['max_lag_ms']:.0f} ms, p99 {probe['p99_lag_ms']:.0f} ms",
+            goal=f"loop lag max {probe['max_lag_ms']:.0f} ms (<= 100), p99 {probe['p99_lag_ms']:.0f} ms; "
+            f"display {display_share:.2f}% of CPU (< 2)",
+            met=probe["max_lag_ms"] <= 100 and display_share < 2,
         )
     )
     naive_row = _row(name, NAIVE, items, theirs.output_tokens, naive, ratio=1.0)
@@ -385,6 +393,8 @@ def concurrent_2000(ctx: Context) -> Scenario:
         f"event-loop lag over {probe['samples']:,} probe sleeps of 10 ms: max {probe['max_lag_ms']:.0f} ms "
         f"(at {probe['max_at_s']:.1f} s into the run), p99 {probe['p99_lag_ms']:.0f} ms, p50 "
         f"{probe['p50_lag_ms']:.1f} ms; {probe['over_50ms']} sleeps overshot by more than 50 ms",
+        f"the tqdm bar took {1000 * probe['display_cpu_s']:.0f} ms of the run's "
+        f"{probe['run_cpu_s']:.2f} s CPU ({display_share:.2f}%)",
         f"one stream lasts about {stream_s:.2f} s (1 s to the first token, then {tokens - 1} x 50 ms); with "
         f"-q, batchstream's first connection opened {first:.2f} s after launch and it exited after "
         f"{measured['-q'].wall_s:.2f} s",
