@@ -7,7 +7,7 @@ bytes with orjson, and its request path (body transform and copy, option models,
 httpx2 layer over aiohttp) costs about 0.55 ms of CPU per request. With a thousand streams open, that
 alone keeps a core busy.
 
-So the `direct` transport asks the SDK to build the request once per distinct set of headers (a
+So the `direct` transport asks the SDK to build the request once per set of beta flags (a
 capture transport records exactly what it would send, and nothing goes out), then posts each item's
 JSON body with those headers through one shared aiohttp session. Non-2xx answers are turned into the
 SDK's own exceptions by the SDK. The `sdk` transport sends every request through the SDK's own stack:
@@ -64,9 +64,6 @@ def _keyword_params(method: Any) -> frozenset[str]:
 # installed SDK does not know yet) travels in extra_body exactly as the input line gave it.
 _MESSAGES_KWARGS = _keyword_params(_AsyncMessages.create)
 _BETA_KWARGS = _keyword_params(_AsyncBetaMessages.create)
-# Keywords the SDK sends as headers rather than in the body (a test checks this against the SDK): they
-# are part of what selects a request template.
-HEADER_PARAMS = ("user_profile_id", "workspace_id")
 # Headers aiohttp computes for each request itself.
 _PER_REQUEST_HEADERS = frozenset({"host", "content-length"})
 # Headers that describe the wire form of a body that reaches the SDK's error mapping already decoded.
@@ -142,7 +139,7 @@ class StreamClient:
             total=None, sock_connect=connect_timeout, sock_read=stall_timeout
         )
         self._session: aiohttp.ClientSession | None = None
-        self._templates: dict[tuple[Any, ...], _Template] = {}
+        self._templates: dict[tuple[str, ...], _Template] = {}
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -182,18 +179,16 @@ class StreamClient:
         )
 
     async def _template(self, request: Request) -> _Template:
-        header_values = tuple(request.params.get(name) for name in HEADER_PARAMS)
-        key = (request.betas, header_values)
-        template = self._templates.get(key)
+        # Only the beta flags change what the SDK puts outside the body for the fields an input line may
+        # hold (a test probes every keyword the SDK takes to keep that true).
+        template = self._templates.get(request.betas)
         if template is None:
-            template = self._templates[key] = await self._build_template(request, header_values)
+            template = self._templates[request.betas] = await self._build_template(request.betas)
         return template
 
-    async def _build_template(self, request: Request, header_values: tuple[Any, ...]) -> _Template:
+    async def _build_template(self, betas: tuple[str, ...]) -> _Template:
         skeleton = {"model": "", "max_tokens": 1, "messages": []}
-        skeleton.update((n, v) for n, v in zip(HEADER_PARAMS, header_values, strict=True) if v is not None)
-        probe = Request(request.id, request.line, skeleton, request.betas, False, None, "")
-        async with self._sdk_call(probe):
+        async with self._sdk_call(Request("", 0, skeleton, betas, False, None, "")):
             pass
         built = self._capture.requests.pop()
         headers = {k: v for k, v in built.headers.items() if k.lower() not in _PER_REQUEST_HEADERS}
@@ -205,11 +200,6 @@ class StreamClient:
         except LookupError:
             proxy, proxy_auth = None, None
         return _Template(url, headers, built, proxy, proxy_auth)
-
-    def _body(self, params: dict[str, Any]) -> bytes:
-        if any(name in params for name in HEADER_PARAMS):
-            params = {k: v for k, v in params.items() if k not in HEADER_PARAMS}
-        return orjson.dumps({**params, "stream": True})
 
     async def _stream_direct(self, request: Request) -> StreamOutcome:
         template = await self._template(request)
@@ -224,7 +214,7 @@ class StreamClient:
         started = time.monotonic()
         async with session.post(
             template.url,
-            data=self._body(request.params),
+            data=orjson.dumps({**request.params, "stream": True}),
             headers=template.headers,
             proxy=template.proxy,
             proxy_auth=template.proxy_auth,
