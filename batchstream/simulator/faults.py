@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 
-MID_STREAM_FAULTS = frozenset({"error_event", "drop", "truncate"})
 STATUS_FAULTS = {"400": 400, "429": 429, "500": 500, "529": 529}
 
 
