@@ -24,7 +24,14 @@ import anyio
 import anyio.lowlevel
 
 from .budget import Budget
-from .errors import ExitCode, FatalAPIError, OutputWriteError, ResumeMismatchError, UsageError
+from .errors import (
+    BatchstreamError,
+    ExitCode,
+    FatalAPIError,
+    OutputWriteError,
+    ResumeMismatchError,
+    UsageError,
+)
 from .inputs import Defaults, Request, Unchanged, iter_requests
 from .limiter import LaunchController
 from .markdown import append_github_step_summary, first_errors, markdown_summary
@@ -481,6 +488,10 @@ class _Run:
             try:
                 with anyio.move_on_after(config.timeout) as deadline:
                     outcome = await self.client.stream(request)
+            except BatchstreamError as exc:  # the set-up is unusable (a proxy it cannot reach, say)
+                controller.release()
+                self._stop(exc)
+                return None
             except Exception as exc:
                 controller.release()
                 failure = classify(exc, secret=self.api_key)

@@ -9,29 +9,29 @@ alone keeps a core busy.
 
 So the `direct` transport asks the SDK to build the request once per set of beta flags (a
 capture transport records exactly what it would send, and nothing goes out), then posts each item's
-JSON body with those headers through one shared aiohttp session. Non-2xx answers are turned into the
-SDK's own exceptions by the SDK. The `sdk` transport sends every request through the SDK's own stack:
-the simple path, kept as a fallback and as the reference the tests hold the direct one to.
+JSON body with those headers on batchstream's own keep-alive connections (`connections.py`), which hand
+the reply's bytes straight to the event parser. Non-2xx answers are turned into the SDK's own exceptions
+by the SDK. The `sdk` transport sends every request through the SDK's own stack: the simple path, kept
+as a fallback and as the reference the tests hold the direct one to.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
 import anthropic
 import httpx2
 import orjson
-from aiohttp.helpers import get_env_proxy_for_url
 from anthropic.resources.beta.messages.messages import AsyncMessages as _AsyncBetaMessages
 from anthropic.resources.messages.messages import AsyncMessages as _AsyncMessages
-from yarl import URL
 
 from .accumulate import MessageAccumulator
+from .connections import ConnectionPool, Endpoint, Reply
+from .errors import UsageError
 from .inputs import Request
 from .sse import SSEDecoder
 
@@ -64,10 +64,10 @@ def _keyword_params(method: Any) -> frozenset[str]:
 # installed SDK does not know yet) travels in extra_body exactly as the input line gave it.
 _MESSAGES_KWARGS = _keyword_params(_AsyncMessages.create)
 _BETA_KWARGS = _keyword_params(_AsyncBetaMessages.create)
-# Headers aiohttp computes for each request itself.
+# Headers the connection pool writes for each request itself.
 _PER_REQUEST_HEADERS = frozenset({"host", "content-length"})
 # Headers that describe the wire form of a body that reaches the SDK's error mapping already decoded.
-_WIRE_HEADERS = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 def _split_params(params: dict[str, Any], known: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -82,11 +82,8 @@ def _split_params(params: dict[str, Any], known: frozenset[str]) -> tuple[dict[s
 class _Template:
     """What the SDK would send for one set of headers; each item brings its own body."""
 
-    url: str
-    headers: dict[str, str]
+    endpoint: Endpoint
     request: httpx2.Request
-    proxy: URL | None
-    proxy_auth: aiohttp.BasicAuth | None
 
 
 class _CaptureTransport(httpx2.AsyncBaseTransport):
@@ -135,15 +132,14 @@ class StreamClient:
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client
         )
         self._max_connections = max_connections
-        self._aiohttp_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=stall_timeout
-        )
-        self._session: aiohttp.ClientSession | None = None
+        self._connect_timeout = connect_timeout
+        self._stall_timeout = stall_timeout
+        self._pool: ConnectionPool | None = None
         self._templates: dict[tuple[str, ...], _Template] = {}
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            self._pool.close()
         await self._client.close()
 
     async def stream(self, request: Request) -> StreamOutcome:
@@ -169,12 +165,14 @@ class StreamClient:
             # An uncompressed body (what the API sends for event streams) skips httpx's decoding layers.
             encoding = http_response.headers.get("content-encoding", "identity")
             chunks = http_response.aiter_raw() if encoding == "identity" else http_response.aiter_bytes()
-            message, ttft = await _assemble(chunks, started)
+            assembly = _Assembly(started)
+            async for chunk in chunks:
+                assembly.feed(chunk)
         return StreamOutcome(
-            message,
+            assembly.message(),
             http_response.headers.get("request-id"),
             time.monotonic() - started,
-            ttft,
+            assembly.ttft,
             http_response.headers,
         )
 
@@ -192,59 +190,62 @@ class StreamClient:
             pass
         built = self._capture.requests.pop()
         headers = {k: v for k, v in built.headers.items() if k.lower() not in _PER_REQUEST_HEADERS}
-        url = str(built.url)
         # HTTPS_PROXY / NO_PROXY are honoured as the SDK's own client does, looked up once here rather
-        # than in a thread for every request (what aiohttp's trust_env does).
+        # than for every request.
         try:
-            proxy, proxy_auth = get_env_proxy_for_url(URL(url))
-        except LookupError:
-            proxy, proxy_auth = None, None
-        return _Template(url, headers, built, proxy, proxy_auth)
+            endpoint = Endpoint.for_url(str(built.url), headers)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return _Template(endpoint, built)
 
     async def _stream_direct(self, request: Request) -> StreamOutcome:
         template = await self._template(request)
-        session = self._session
-        if session is None:
-            # Created on first use because a session belongs to the running event loop.
-            session = self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
-                timeout=self._aiohttp_timeout,
-                cookie_jar=aiohttp.DummyCookieJar(),
+        pool = self._pool
+        if pool is None:
+            # Created on first use because its connections belong to the running event loop.
+            pool = self._pool = ConnectionPool(
+                max_connections=self._max_connections,
+                connect_timeout=self._connect_timeout,
+                stall_timeout=self._stall_timeout,
             )
         started = time.monotonic()
-        async with session.post(
-            template.url,
-            data=orjson.dumps({**request.params, "stream": True}),
-            headers=template.headers,
-            proxy=template.proxy,
-            proxy_auth=template.proxy_auth,
-        ) as response:
-            if response.status >= 400:
-                raise self._status_error(response, await response.read(), template)
-            message, ttft = await _assemble(response.content.iter_any(), started)
-        headers = response.headers
-        return StreamOutcome(message, headers.get("request-id"), time.monotonic() - started, ttft, headers)
+        assembly = _Assembly(started)
+        reply = await pool.post(
+            template.endpoint, orjson.dumps({**request.params, "stream": True}), assembly.feed
+        )
+        if reply.status >= 400:
+            raise self._status_error(reply, template)
+        message = assembly.message()
+        headers = reply.headers
+        latency = time.monotonic() - started
+        return StreamOutcome(message, headers.get("request-id"), latency, assembly.ttft, headers)
 
-    def _status_error(
-        self, response: aiohttp.ClientResponse, body: bytes, template: _Template
-    ) -> anthropic.APIStatusError:
+    def _status_error(self, reply: Reply, template: _Template) -> anthropic.APIStatusError:
         """The SDK's typed exception for an error answer, made by the SDK from the answer itself."""
-        headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _WIRE_HEADERS]
-        answer = httpx2.Response(response.status, headers=headers, content=body, request=template.request)
+        headers = [(k, v) for k, v in reply.raw_headers if k.lower() not in _WIRE_HEADERS]
+        answer = httpx2.Response(reply.status, headers=headers, content=reply.body, request=template.request)
         return self._client._make_status_error_from_response(answer)
 
 
-async def _assemble(chunks: AsyncIterator[bytes], started: float) -> tuple[dict[str, Any], float | None]:
+class _Assembly:
     """The hot loop: bytes to events to one message, noting when the first text arrived."""
-    ttft: float | None = None
-    accumulator = MessageAccumulator()
-    decoder = SSEDecoder()
-    feed = accumulator.feed
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            feed(event)
-        if ttft is None and accumulator.text_started:
-            ttft = time.monotonic() - started
-    if not accumulator.complete:
-        raise IncompleteStreamError("the stream ended before message_stop")
-    return accumulator.message(), ttft
+
+    __slots__ = ("_accumulator", "_decoder", "_started", "ttft")
+
+    def __init__(self, started: float) -> None:
+        self._accumulator = MessageAccumulator()
+        self._decoder = SSEDecoder()
+        self._started = started
+        self.ttft: float | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        accumulator = self._accumulator
+        for event in self._decoder.feed(chunk):
+            accumulator.feed(event)
+        if self.ttft is None and accumulator.text_started:
+            self.ttft = time.monotonic() - self._started
+
+    def message(self) -> dict[str, Any]:
+        if not self._accumulator.complete:
+            raise IncompleteStreamError("the stream ended before message_stop")
+        return self._accumulator.message()

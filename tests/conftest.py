@@ -13,6 +13,20 @@ import pytest
 
 from batchstream.simulator import SimulatorConfig, SimulatorThread
 
+# A whole reply of one text block ("Hi."), as the API streams it.
+CANNED_SSE = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","model":"claude-sonnet-5-5","content":[],"stop_reason":null,"stop_sequence":null,'
+    b'"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"Hi."}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn",'
+    b'"stop_sequence":null},"usage":{"output_tokens":2}}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
 # A key that looks real; tests search every byte batchstream writes for it.
 TEST_KEY = "sk-ant-api03-TESTKEY-3f9a7c1e5b2d46809e8d7c6b5a4f3e2d1c0b9a8f"
 

@@ -1,8 +1,9 @@
 """The direct transport sends what the SDK builds and maps answers as the SDK does.
 
-`direct` (the default) has the SDK build one request per set of headers and posts each item's body on a
-shared aiohttp session; `sdk` sends everything through the SDK's own stack. Both are held here to the
-same bytes on the wire and the same exceptions, so the fast path cannot drift from the SDK.
+`direct` (the default) has the SDK build one request per set of headers and posts each item's body on
+batchstream's own keep-alive connections; `sdk` sends everything through the SDK's own stack. Both are
+held here to the same bytes on the wire and the same exceptions, so the fast path cannot drift from the
+SDK.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 import orjson
 import pytest
 from aiohttp import web
+from conftest import CANNED_SSE
 
 from batchstream.cli import run
 from batchstream.inputs import API_PARAMS, Request
@@ -31,19 +33,6 @@ from batchstream.stream import (
 )
 
 KEY = "sk-test-transport"
-_SSE = (
-    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
-    b'"role":"assistant","model":"claude-sonnet-5-5","content":[],"stop_reason":null,"stop_sequence":null,'
-    b'"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'
-    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
-    b'"content_block":{"type":"text","text":""}}\n\n'
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-    b'"delta":{"type":"text_delta","text":"Hi."}}\n\n'
-    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
-    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn",'
-    b'"stop_sequence":null},"usage":{"output_tokens":2}}\n\n'
-    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
-)
 # Set by the transport layer beneath each path for every request, not by the SDK or batchstream.
 _TRANSPORT_HEADERS = {"host", "content-length"}
 
@@ -93,7 +82,9 @@ async def _record(transport: str, requests: list[Request]) -> list[dict[str, Any
                 "body": orjson.loads(await incoming.read()),
             }
         )
-        return web.Response(body=_SSE, headers={"content-type": "text/event-stream", "request-id": "req_1"})
+        return web.Response(
+            body=CANNED_SSE, headers={"content-type": "text/event-stream", "request-id": "req_1"}
+        )
 
     app = web.Application()
     app.router.add_post("/v1/messages", serve)
@@ -244,7 +235,7 @@ def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch
 
         async def proxy(incoming: web.Request) -> web.Response:
             hosts.append(incoming.host)
-            return web.Response(body=_SSE, headers={"content-type": "text/event-stream"})
+            return web.Response(body=CANNED_SSE, headers={"content-type": "text/event-stream"})
 
         app = web.Application()
         app.router.add_post("/v1/messages", proxy)
