@@ -211,8 +211,9 @@ def _defaults(
     type=click.Choice(["direct", "sdk"]),
     default="direct",
     show_default=True,
-    help="direct: the SDK builds each request, batchstream sends it on a shared aiohttp session (a third "
-    "of the CPU per request); sdk: every request goes through the SDK's own HTTP stack (a fallback).",
+    help="direct: the SDK builds each request, batchstream sends it on its own connections (a sixth of "
+    "the CPU per request); sdk: every request goes through the SDK's own HTTP stack (a fallback; also "
+    "for proxies other than http://).",
 )
 @click.option("--rpm", type=click.IntRange(min=1), help="Client-side cap: requests per minute.")
 @click.option(

@@ -292,10 +292,12 @@ class _Connection(asyncio.Protocol):
         self._sink: BodySink = _discard
         self._caller_sink: BodySink = _discard
         self._headers: list[tuple[str, str]] = []
+        self._header_map: dict[str, str] = {}
         self._error_body: list[bytes] = []
         self._inflater: zlib._Decompress | None = None
         self._inflated: BodySink = _discard
         self._headers_done = False
+        self._status = 0
         self._framed = False
         self._last_read = 0.0
         self._stall_timer: asyncio.TimerHandle | None = None
@@ -315,10 +317,9 @@ class _Connection(asyncio.Protocol):
             await done
         finally:
             self._done = None
+            self._caller_sink = _discard
             self._stall_timer.cancel()
-        status = self._parser.get_status_code()
-        headers = {name.lower(): value for name, value in self._headers}
-        return Reply(status, headers, self._headers, b"".join(self._error_body))
+        return Reply(self._status, self._header_map, self._headers, b"".join(self._error_body))
 
     def abort(self) -> None:
         self.reusable = False
@@ -357,6 +358,10 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self._done is None or self._done.done():
+            # A reply nobody asked for (some servers send a 408 before closing an idle connection): this
+            # connection is done for.
+            raise ConnectionLost("an unrequested reply")
         self._headers_done = False
         self._framed = False
 
@@ -365,15 +370,12 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
-        encoding = None
-        for name, value in self._headers:
-            lowered = name.lower()
-            if lowered in ("content-length", "transfer-encoding"):
-                self._framed = True
-            elif lowered == "content-encoding":
-                encoding = value.strip().lower()
-        sink = self._caller_sink if self._parser.get_status_code() < 400 else self._error_body.append
-        if encoding in (None, "identity"):
+        self._status = status = self._parser.get_status_code()
+        headers = self._header_map = {name.lower(): value for name, value in self._headers}
+        self._framed = "content-length" in headers or "transfer-encoding" in headers
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        sink = self._caller_sink if status < 400 else self._error_body.append
+        if encoding == "identity":
             self._sink = sink
         elif encoding in ("gzip", "x-gzip", "deflate"):
             # wbits 47: a gzip or a zlib header, whichever the body starts with.

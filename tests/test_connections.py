@@ -17,12 +17,13 @@ from pathlib import Path
 import httptools
 import pytest
 import trustme
-from conftest import CANNED_SSE
+from conftest import CANNED_SSE, cli_env, read_jsonl, run_cli, write_jsonl
 
 from batchstream.connections import ConnectionLost, ConnectionPool, Endpoint, Reply, StallTimeout
 from batchstream.errors import UsageError
 from batchstream.inputs import Request
 from batchstream.retry import classify
+from batchstream.simulator import SimulatorThread
 from batchstream.stream import StreamClient
 
 # What a handler writes for one request, given the request's body; None writes nothing (a stall).
@@ -208,16 +209,24 @@ def test_a_reply_that_closes_the_connection_is_not_reused() -> None:
     assert [received.connection for received in asyncio.run(main()).received] == [1, 2, 3]
 
 
-def test_an_idle_connection_the_server_closed_is_replaced() -> None:
+# What a server may send on an idle keep-alive connection before it closes it.
+IDLE_GOODBYES = {
+    "nothing": b"",
+    "a 408": b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("goodbye", IDLE_GOODBYES)
+def test_an_idle_connection_the_server_closed_is_replaced(goodbye: str) -> None:
     async def main() -> Server:
-        server, listener = await serve(canned(FRAMINGS["chunked"]))
+        server, listener = await serve(canned(FRAMINGS["chunked"] + IDLE_GOODBYES[goodbye]))
         server.close_after_reply = True  # but the reply says keep-alive: the close comes while idle
         pool = new_pool()
         try:
             await post(pool, endpoint(server.port))
             await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
-            _, body = await post(pool, endpoint(server.port))
-            assert body == CANNED_SSE
+            reply, body = await post(pool, endpoint(server.port))
+            assert (reply.status, body) == (200, CANNED_SSE)
         finally:
             pool.close()
             listener.close()
@@ -571,3 +580,17 @@ def test_a_proxy_the_direct_transport_cannot_use_is_a_usage_error(monkeypatch: p
         )
 
     asyncio.run(main())
+
+
+def test_run_stops_with_exit_2_on_a_proxy_it_cannot_use(tmp_path: Path, simulator: SimulatorThread) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": "Hi"}, {"id": "b", "prompt": "Yo"}])
+    env = cli_env(simulator.base_url, HTTP_PROXY="socks5://user:hunter2@127.0.0.1:1080", NO_PROXY="")
+    done = run_cli("run", source, "-q", env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "batchstream: error: proxy socks5://127.0.0.1: the direct transport reaches only http:// proxies "
+        "(use --transport sdk for others)"
+    )
+    assert "hunter2" not in done.stderr + done.stdout
+    assert simulator.stats()["requests"] == 0
+    assert read_jsonl(tmp_path / "in.results.jsonl") == []
