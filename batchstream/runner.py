@@ -162,6 +162,31 @@ def run_batch(config: RunConfig, *, log: Callable[[str], None] | None = None) ->
         gc.unfreeze()
 
 
+# Open files a run needs besides its connections: results, lock, summary, standard streams, the resolver.
+_SPARE_FILES = 64
+
+
+def _ensure_open_files(needed: int) -> None:
+    """Raise the soft limit on open files to `needed`, so a wide run does not fail its first wave.
+
+    The usual default soft limit (1,024) is below what --concurrency 2000 needs, while the hard limit is
+    mostly far higher; past the hard limit, say so before anything is sent.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Windows, where there is no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise UsageError(
+            f"this --concurrency needs about {needed:,} open files, and this process may open at most "
+            f"{hard:,} (`ulimit -Hn`): lower --concurrency or raise the limit"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 def _log_stderr(message: str) -> None:
     print(f"batchstream: {message}", file=sys.stderr, flush=True)
 
@@ -367,6 +392,8 @@ class _Run:
 
         gc.freeze()
         config = self.config
+        # Each connection is an open file; with --simulate, so is the simulator's end of it.
+        _ensure_open_files(config.concurrency * (2 if config.simulate else 1) + _SPARE_FILES)
         base_url = config.base_url
         if config.simulate:
             from .simulator import SimulatorThread
