@@ -213,7 +213,7 @@ def _defaults(
     show_default=True,
     help="direct: the SDK builds each request, batchstream sends it on its own connections (a sixth of "
     "the CPU per request); sdk: every request goes through the SDK's own HTTP stack (a fallback; also "
-    "for proxies other than http://).",
+    "for proxies other than http:// and https://).",
 )
 @click.option("--rpm", type=click.IntRange(min=1), help="Client-side cap: requests per minute.")
 @click.option(

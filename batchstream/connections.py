@@ -8,8 +8,9 @@ connections per endpoint, each reply parsed by llhttp (`httptools`) as its bytes
 straight to the caller, with no queue or task switch in between.
 
 What it covers: http and https (the system's CA store, or `SSL_CERT_FILE`), `HTTP_PROXY` / `HTTPS_PROXY` /
-`ALL_PROXY` / `NO_PROXY` as the SDK honours them (plain http proxies; an https target is tunnelled with
-CONNECT), replies framed by length, by chunks or by the connection closing, and gzip or deflate bodies.
+`ALL_PROXY` / `NO_PROXY` as the SDK honours them (http:// and https:// proxies; an https API is tunnelled
+with CONNECT), TCP keep-alive as the SDK sets it, replies framed by length, by chunks or by the connection
+closing, and gzip or deflate bodies.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ BodySink = Callable[[bytes], None]
 
 # How long a looked-up address is used for new connections (aiohttp's default too).
 _DNS_TTL_S = 10.0
+# TCP keep-alive as the SDK's own client sets it: a connection idle in the pool, or a stream in a long
+# pause, is probed after 60 s, so one a middlebox dropped is found out rather than waited on.
+_KEEPALIVE = [
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    *(
+        (socket.IPPROTO_TCP, getattr(socket, name), value)
+        for name, value in (("TCP_KEEPINTVL", 60), ("TCP_KEEPCNT", 5), ("TCP_KEEPIDLE", 60))
+        if hasattr(socket, name)
+    ),
+]
 
 
 class ConnectionLost(ConnectionError):
@@ -58,6 +69,7 @@ class Reply:
 class _Proxy:
     host: str
     port: int
+    tls: bool  # an https:// proxy: TLS to the proxy itself (and, for an https API, TLS inside that)
     authorization: str | None  # the Proxy-Authorization value, from credentials in the proxy URL
 
 
@@ -103,16 +115,17 @@ def _proxy_for(scheme: str, host: str) -> _Proxy | None:
     if "://" not in url:
         url = "http://" + url
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
-            f"proxy {parts.scheme}://{parts.hostname}: the direct transport reaches only http:// proxies "
-            "(use --transport sdk for others)"
+            f"proxy {parts.scheme}://{parts.hostname}: the direct transport reaches http:// and https:// "
+            "proxies only (--transport sdk hands the proxy to the SDK's HTTP client instead)"
         )
     authorization = None
     if parts.username is not None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
-    return _Proxy(parts.hostname, parts.port or 80, authorization)
+    tls = parts.scheme == "https"
+    return _Proxy(parts.hostname, parts.port or (443 if tls else 80), tls, authorization)
 
 
 class ConnectionPool:
@@ -172,10 +185,12 @@ class ConnectionPool:
         connection = _Connection(self._open, self._stall_timeout)
         if proxy is None:
             await self._open_socket(lambda: connection, endpoint.host, endpoint.port, tls)
-        elif tls is None:
-            await self._open_socket(lambda: connection, proxy.host, proxy.port)
+            return connection
+        proxy_tls = self._tls_context() if proxy.tls else None
+        if tls is None:
+            await self._open_socket(lambda: connection, proxy.host, proxy.port, proxy_tls)
         else:
-            transport = await self._open_socket(_TunnelReply, proxy.host, proxy.port)
+            transport = await self._open_socket(_TunnelReply, proxy.host, proxy.port, proxy_tls)
             try:
                 await _open_tunnel(transport, endpoint, proxy)
                 tls_transport = await asyncio.get_running_loop().start_tls(
@@ -204,12 +219,16 @@ class ConnectionPool:
                 transport, _ = await loop.create_connection(
                     factory, address, port, ssl=tls, server_hostname=server_hostname
                 )
-                return transport
+                break
             except OSError:
                 continue  # the next address may answer (IPv6 without a route, say)
-        transport, _ = await loop.create_connection(
-            factory, addresses[-1], port, ssl=tls, server_hostname=server_hostname
-        )
+        else:
+            transport, _ = await loop.create_connection(
+                factory, addresses[-1], port, ssl=tls, server_hostname=server_hostname
+            )
+        sock = transport.get_extra_info("socket")
+        for option in _KEEPALIVE:
+            sock.setsockopt(*option)
         return transport
 
     async def _addresses(self, host: str, port: int) -> list[str]:

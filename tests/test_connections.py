@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -520,15 +521,19 @@ class _ConnectProxy(asyncio.Protocol):
             self.upstream.close()
 
 
+@pytest.mark.parametrize("proxy_scheme", ["http", "https"])
 def test_https_through_a_proxy_is_tunnelled_with_connect(
-    trusted: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+    trusted: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch, proxy_scheme: str
 ) -> None:
     async def main() -> tuple[dict[str, object], list[tuple[str, str | None]], int]:
         server, listener = await serve(canned(FRAMINGS["chunked"]), tls=trusted)
         seen: list[tuple[str, str | None]] = []
-        proxy = await asyncio.get_running_loop().create_server(lambda: _ConnectProxy(seen), "127.0.0.1", 0)
+        # An https:// proxy is itself reached over TLS: the API's TLS then runs inside the proxy's.
+        proxy = await asyncio.get_running_loop().create_server(
+            lambda: _ConnectProxy(seen), "127.0.0.1", 0, ssl=trusted if proxy_scheme == "https" else None
+        )
         proxy_port = proxy.sockets[0].getsockname()[1]
-        monkeypatch.setenv("HTTPS_PROXY", f"http://user:p%40ss@127.0.0.1:{proxy_port}")
+        monkeypatch.setenv("HTTPS_PROXY", f"{proxy_scheme}://user:p%40ss@localhost:{proxy_port}")
         try:
             return await _stream_once(f"https://localhost:{server.port}"), seen, server.port
         finally:
@@ -568,6 +573,27 @@ def test_no_proxy_bypasses_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert endpoint(8080).head.startswith(b"POST /v1/messages HTTP/1.1\r\n")
 
 
+def test_connections_use_tcp_keepalive_as_the_sdk_does() -> None:
+    async def main() -> list[int]:
+        server, listener = await serve(canned(FRAMINGS["chunked"]))
+        pool = new_pool()
+        try:
+            await post(pool, endpoint(server.port))
+            [connection] = pool._idle[endpoint(server.port)]
+            sock = connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
+            return [
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            ]
+        finally:
+            pool.close()
+            listener.close()
+
+    assert asyncio.run(main()) == [1, 60, 60, 5]
+
+
 def test_a_proxy_the_direct_transport_cannot_use_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "socks5://user:hunter2@127.0.0.1:1080")
 
@@ -575,8 +601,8 @@ def test_a_proxy_the_direct_transport_cannot_use_is_a_usage_error(monkeypatch: p
         with pytest.raises(UsageError) as caught:
             await _stream_once("https://api.batchstream.invalid")
         assert str(caught.value) == (
-            "proxy socks5://127.0.0.1: the direct transport reaches only http:// proxies "
-            "(use --transport sdk for others)"
+            "proxy socks5://127.0.0.1: the direct transport reaches http:// and https:// proxies only "
+            "(--transport sdk hands the proxy to the SDK's HTTP client instead)"
         )
 
     asyncio.run(main())
@@ -588,8 +614,8 @@ def test_run_stops_with_exit_2_on_a_proxy_it_cannot_use(tmp_path: Path, simulato
     done = run_cli("run", source, "-q", env=env)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
-        "batchstream: error: proxy socks5://127.0.0.1: the direct transport reaches only http:// proxies "
-        "(use --transport sdk for others)"
+        "batchstream: error: proxy socks5://127.0.0.1: the direct transport reaches http:// and https:// "
+        "proxies only (--transport sdk hands the proxy to the SDK's HTTP client instead)"
     )
     assert "hunter2" not in done.stderr + done.stdout
     assert simulator.stats()["requests"] == 0
