@@ -176,12 +176,18 @@ def test_every_framing_hands_over_the_exact_body(framing: str) -> None:
 # -- keep-alive -------------------------------------------------------------------------------------------
 
 
-def test_a_connection_is_reused_while_the_server_keeps_it_open() -> None:
+@pytest.mark.parametrize(
+    ("framing", "connections"),
+    [("chunked", [1, 1, 1, 1]), ("until close", [1, 2, 3, 4])],
+    ids=["kept open: reused", "closed after each reply: a new one each time"],
+)
+def test_a_connection_is_reused_while_the_server_keeps_it_open(framing: str, connections: list[int]) -> None:
     async def main() -> Server:
-        server, listener = await serve(canned(FRAMINGS["chunked"]))
+        server, listener = await serve(canned(FRAMINGS[framing]))
+        server.close_after_reply = framing == "until close"
         pool = new_pool()
         try:
-            for _ in range(5):
+            for _ in range(4):
                 _, body = await post(pool, endpoint(server.port))
                 assert body == CANNED_SSE
         finally:
@@ -189,25 +195,7 @@ def test_a_connection_is_reused_while_the_server_keeps_it_open() -> None:
             listener.close()
         return server
 
-    server = asyncio.run(main())
-    assert [received.connection for received in server.received] == [1, 1, 1, 1, 1]
-
-
-def test_a_reply_that_closes_the_connection_is_not_reused() -> None:
-    async def main() -> Server:
-        server, listener = await serve(canned(FRAMINGS["until close"]))
-        server.close_after_reply = True
-        pool = new_pool()
-        try:
-            for _ in range(3):
-                _, body = await post(pool, endpoint(server.port))
-                assert body == CANNED_SSE
-        finally:
-            pool.close()
-            listener.close()
-        return server
-
-    assert [received.connection for received in asyncio.run(main()).received] == [1, 2, 3]
+    assert [received.connection for received in asyncio.run(main()).received] == connections
 
 
 # What a server may send on an idle keep-alive connection before it closes it.
@@ -281,44 +269,42 @@ def test_an_error_answer_keeps_its_body_and_headers() -> None:
     assert ("X-Should-Retry", "true") in reply.raw_headers
 
 
-def test_a_stream_cut_mid_chunk_is_a_lost_connection() -> None:
-    async def main() -> BaseException:
-        async def cut(received: Received) -> bytes:
-            return HEAD_200 + b"transfer-encoding: chunked\r\n\r\n" + chunked(CANNED_SSE[:100], end=False)
+def failure_of(
+    answer: Answer, *, close_after_reply: bool = False, stall: float = 5.0
+) -> tuple[BaseException, float]:
+    """One exchange with a server that answers `answer`: the error it ends with, and after how long."""
 
-        server, listener = await serve(cut)
-        server.close_after_reply = True
-        pool = new_pool()
+    async def main() -> tuple[BaseException, float]:
+        server, listener = await serve(answer)
+        server.close_after_reply = close_after_reply
+        pool = new_pool(stall=stall)
+        started = asyncio.get_running_loop().time()
         try:
-            with pytest.raises(ConnectionLost) as caught:
-                await post(pool, endpoint(server.port))
+            await post(pool, endpoint(server.port))
+        except Exception as exc:
+            return exc, asyncio.get_running_loop().time() - started
         finally:
             pool.close()
             listener.close()
-        return caught.value
+        raise AssertionError("the exchange succeeded")
 
-    error = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_a_stream_cut_mid_chunk_is_a_lost_connection() -> None:
+    cut = HEAD_200 + b"transfer-encoding: chunked\r\n\r\n" + chunked(CANNED_SSE[:100], end=False)
+    error, _ = failure_of(canned(cut), close_after_reply=True)
+    assert isinstance(error, ConnectionLost)
     assert str(error) == "the server closed the connection before the reply was complete"
     assert classify(error).cause == "connection"
 
 
 def test_silence_longer_than_the_stall_timeout_is_a_stall() -> None:
-    async def main() -> tuple[BaseException, float]:
-        async def silent(received: Received) -> None:
-            return None
+    async def silent(received: Received) -> None:
+        return None
 
-        server, listener = await serve(silent)
-        pool = new_pool(stall=0.2)
-        started = asyncio.get_running_loop().time()
-        try:
-            with pytest.raises(StallTimeout) as caught:
-                await post(pool, endpoint(server.port))
-        finally:
-            pool.close()
-            listener.close()
-        return caught.value, asyncio.get_running_loop().time() - started
-
-    error, waited = asyncio.run(main())
+    error, waited = failure_of(silent, stall=0.2)
+    assert isinstance(error, StallTimeout)
     assert str(error) == "no data received for 0.2 s"
     assert classify(error).cause == "stall"
     assert 0.2 <= waited < 2
@@ -351,18 +337,9 @@ def test_a_slow_stream_that_keeps_sending_is_not_a_stall() -> None:
 
 
 def test_a_reply_that_is_not_http_is_a_lost_connection() -> None:
-    async def main() -> BaseException:
-        server, listener = await serve(canned(b"SSH-2.0-OpenSSH_9.2\r\n"))
-        pool = new_pool()
-        try:
-            with pytest.raises(ConnectionLost) as caught:
-                await post(pool, endpoint(server.port))
-        finally:
-            pool.close()
-            listener.close()
-        return caught.value
-
-    assert str(asyncio.run(main())).startswith("the reply is not valid HTTP/1.1: ")
+    error, _ = failure_of(canned(b"SSH-2.0-OpenSSH_9.2\r\n"))
+    assert isinstance(error, ConnectionLost)
+    assert str(error).startswith("the reply is not valid HTTP/1.1: ")
 
 
 def test_nothing_listening_is_a_refused_connection() -> None:
