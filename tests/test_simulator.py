@@ -69,6 +69,19 @@ def sse_events(raw: bytes) -> list[tuple[str, Any]]:
     return events
 
 
+def text_stream_event_names(deltas: int) -> list[str]:
+    """The events of a one-text-block stream, in the order the API sends them."""
+    return [
+        "message_start",
+        "content_block_start",
+        "ping",
+        *["content_block_delta"] * deltas,
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+
+
 def post_raw(sim: SimulatorThread, payload: Any, headers: dict[str, str] | None = None) -> httpx2.Response:
     content = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     return httpx2.post(
@@ -142,15 +155,7 @@ def test_raw_stream_wire_format(sim: SimulatorThread) -> None:
     expected = expected_reply(body)
     names = [name for name, _ in events]
     n = expected["usage"]["output_tokens"]
-    assert names == [
-        "message_start",
-        "content_block_start",
-        "ping",
-        *["content_block_delta"] * n,
-        "content_block_stop",
-        "message_delta",
-        "message_stop",
-    ]
+    assert names == text_stream_event_names(n)
     assert all(name == data["type"] for name, data in events)
     start = events[0][1]["message"]
     assert start["content"] == [] and start["stop_reason"] is None and start["role"] == "assistant"
@@ -218,15 +223,7 @@ def test_each_event_is_a_chunk_of_its_own(tokens_per_s: float) -> None:
         "Server",
     ]
     assert len(ratelimit) == 12
-    assert [name for name, _ in sse_events(b"".join(chunks))] == [
-        "message_start",
-        "content_block_start",
-        "ping",
-        *["content_block_delta"] * 6,
-        "content_block_stop",
-        "message_delta",
-        "message_stop",
-    ]
+    assert [name for name, _ in sse_events(b"".join(chunks))] == text_stream_event_names(6)
     assert all(len(sse_events(chunk)) == 1 for chunk in chunks)
     assert tuple(replayed) == load_transcript("basic_text").events
 
