@@ -31,9 +31,10 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     return sum(tokens for tokens, _ in _segments(body))
 
 
-def cache_use(body: dict[str, Any], read: int) -> CacheUse | None:
-    """None when the request asks for no caching; otherwise the split, with up to `read` tokens of the
-    cached prefix served from cache (a simulated earlier request wrote them) and the rest written now.
+def input_usage(body: dict[str, Any], read: int) -> tuple[int, CacheUse | None]:
+    """The prompt's input tokens, and how they split: None when the request asks for no caching; otherwise
+    the split, with up to `read` tokens of the cached prefix served from cache (a simulated earlier request
+    wrote them) and the rest written now.
 
     A breakpoint caches everything up to it; the tokens since the previous breakpoint are written with its
     TTL. A top-level `cache_control` (automatic caching) puts the last breakpoint at the end of the prompt.
@@ -51,7 +52,7 @@ def cache_use(body: dict[str, Any], read: int) -> CacheUse | None:
         cached.append((pending, _ttl(automatic)))
         pending = 0
     if not cached:
-        return None
+        return total, None
     prefix = sum(tokens for tokens, _ in cached)
     left_to_read = read = min(read, prefix)
     written = {"5m": 0, "1h": 0}
@@ -59,7 +60,7 @@ def cache_use(body: dict[str, Any], read: int) -> CacheUse | None:
         served = min(left_to_read, tokens)
         left_to_read -= served
         written[ttl] += tokens - served
-    return CacheUse(total - prefix, written["5m"], written["1h"], read)
+    return total, CacheUse(total - prefix, written["5m"], written["1h"], read)
 
 
 def _ttl(control: Any) -> str:

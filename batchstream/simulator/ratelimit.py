@@ -30,6 +30,10 @@ class Admission:
     wait_s: float
 
 
+# Every admission without an rpm limit: one shared value rather than a new one per request.
+_UNLIMITED = Admission(True, _UNLIMITED_REQUESTS, _UNLIMITED_REQUESTS, 0.0, 0.0)
+
+
 class RequestLimiter:
     def __init__(self, rpm: int | None, clock: Callable[[], float] = time.monotonic) -> None:
         self._rpm = rpm
@@ -45,7 +49,7 @@ class RequestLimiter:
     def admit(self) -> Admission:
         """Take one request's slot if there is one."""
         if self._rpm is None:
-            return Admission(True, _UNLIMITED_REQUESTS, _UNLIMITED_REQUESTS, 0.0, 0.0)
+            return _UNLIMITED
         self._refill()
         if self._level >= 1.0:
             self._level -= 1.0
@@ -55,7 +59,7 @@ class RequestLimiter:
     def peek(self) -> Admission:
         """The current state without taking a slot, for responses that never reach the limiter."""
         if self._rpm is None:
-            return Admission(True, _UNLIMITED_REQUESTS, _UNLIMITED_REQUESTS, 0.0, 0.0)
+            return _UNLIMITED
         self._refill()
         return self._state(True, 0.0)
 

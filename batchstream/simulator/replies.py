@@ -27,7 +27,7 @@ from .blocks import (
 )
 from .config import DEFAULT_REPLY_TOKENS
 from .directives import Directives, parse_directives, prompt_text
-from .prompt import cache_use, documents, estimate_input_tokens
+from .prompt import documents, input_usage
 from .transcripts import load_transcript
 from .wire import message_object
 from .words import first_stop, words
@@ -41,7 +41,7 @@ _CITED_WORDS = (4, 12)
 _QUERY_WORDS = 6
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen, for the same reason as `Block`
 class Reply:
     blocks: tuple[Block, ...]
     stop_reason: str
@@ -119,7 +119,9 @@ def _rng(key: str, purpose: str) -> random.Random:
 
 def _tool_plan(body: dict[str, Any]) -> tuple[bool, dict[str, Any] | None, bool]:
     """(search?, the client tool to call, whether tool_choice forces that call with no text before it)."""
-    tools = [tool for tool in body.get("tools") or () if isinstance(tool, dict)]
+    if not body.get("tools"):  # most requests offer none, whatever their tool_choice
+        return False, None, False
+    tools = [tool for tool in body["tools"] if isinstance(tool, dict)]
     choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
     kind = choice.get("type", "auto")
     if kind == "none":
@@ -176,8 +178,7 @@ def _usage(
     (output tokens only); with caching or a search, message_delta restates the input counts as the API
     does, the search having added its results to the input."""
     output_tokens = sum(len(block.pieces) for block in blocks)
-    input_tokens = estimate_input_tokens(body)
-    cache = cache_use(body, directives.cache_read)
+    input_tokens, cache = input_usage(body, directives.cache_read)
     counts = {
         "input_tokens": input_tokens if cache is None else cache.input_tokens,
         "cache_creation_input_tokens": 0 if cache is None else cache.write_5m + cache.write_1h,

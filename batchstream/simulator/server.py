@@ -25,7 +25,6 @@ from .validation import validate_count_tokens_body, validate_messages_body
 from .wire import (
     DEFAULT_ERROR_MESSAGES,
     JSON_CONTENT_TYPE,
-    SSE_HEADERS,
     error_body,
     message_object,
     new_id,
@@ -275,7 +274,7 @@ class Simulator:
     async def _stream(
         self, request: web.Request, exchange: Exchange, reply: Reply, fault: Fault | None
     ) -> web.StreamResponse:
-        response = EventStream({**SSE_HEADERS, **self._headers(exchange)}, request)
+        response = EventStream(self._headers(exchange), request)
         await response.prepare(request)
         exchange.status = 200
         events = stream_events(reply, new_id("msg_"), exchange.model or "", fault)
@@ -321,7 +320,7 @@ class Simulator:
         headers = self._headers(exchange)
         response: web.StreamResponse
         if stream:
-            response = EventStream({**SSE_HEADERS, **headers}, request)
+            response = EventStream(headers, request)
             await response.prepare(request)
             await response.send(recorded.events, last=True)
         else:

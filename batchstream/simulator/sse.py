@@ -14,8 +14,12 @@ from collections.abc import Iterable, Mapping
 
 from aiohttp import HttpVersion11, web
 
+from .wire import SSE_HEADERS
+
 # Ends a chunked body.
 LAST_CHUNK = b"0\r\n\r\n"
+# The header a framed stream adds after all the others (see `EventStream`).
+_CHUNKED = {"Transfer-Encoding": "chunked"}
 
 
 def http_chunk(data: bytes) -> bytes:
@@ -24,7 +28,8 @@ def http_chunk(data: bytes) -> bytes:
 
 
 class EventStream(web.StreamResponse):
-    """A streamed response whose events are written already framed as chunks.
+    """A streamed response whose events are written already framed as chunks, with the SSE headers ahead
+    of the given `headers`.
 
     Two aiohttp internals make that possible (tests/test_simulator.py pins the resulting bytes):
     `_length_check` off stops aiohttp from framing the body itself (WebSocket responses use it to write
@@ -36,10 +41,9 @@ class EventStream(web.StreamResponse):
     def __init__(self, headers: Mapping[str, str], request: web.BaseRequest) -> None:
         self._framed = request.version >= HttpVersion11
         if self._framed:
-            headers = {**headers, "Transfer-Encoding": "chunked"}
             self._length_check = False
             self._send_headers_immediately = False
-        super().__init__(headers=headers)
+        super().__init__(headers={**SSE_HEADERS, **headers, **(_CHUNKED if self._framed else {})})
 
     async def send(self, events: Iterable[bytes], *, last: bool = False) -> None:
         """Write `events` in one write, each a chunk of its own; with `last`, the body ends there too."""
