@@ -29,6 +29,7 @@ _log = logging.getLogger(__name__)
 
 _Price = Decimal | TieredPrices
 
+_ZERO = Decimal(0)
 _MTOK = 1_000_000
 _KCOUNT = 1_000
 
@@ -91,14 +92,19 @@ class _Rates:
         web_searches = _count(tool_use, "web_search_requests") if isinstance(tool_use, Mapping) else 0
         # Tiers switch on the whole prompt, cached parts included, as genai-prices and Anthropic do.
         prompt = input_tokens + cache_write + cache_read if self.tiered else 0
-        return (
-            calc_unit_price(self.input, input_tokens, prompt, _MTOK)
-            + calc_unit_price(self.cache_write_5m, cache_write - cache_write_1h, prompt, _MTOK)
-            + calc_unit_price(self.cache_write_1h, cache_write_1h, prompt, _MTOK)
-            + calc_unit_price(self.cache_read, cache_read, prompt, _MTOK)
-            + calc_unit_price(self.output, _count(usage, "output_tokens"), prompt, _MTOK)
-            + calc_unit_price(self.web_search_per_1k, web_searches, prompt, _KCOUNT)
-        )
+        total = _ZERO
+        # Most calls fill two of the six buckets; an empty one costs nothing, so its Decimal work is skipped.
+        for price, count, per in (
+            (self.input, input_tokens, _MTOK),
+            (self.cache_write_5m, cache_write - cache_write_1h, _MTOK),
+            (self.cache_write_1h, cache_write_1h, _MTOK),
+            (self.cache_read, cache_read, _MTOK),
+            (self.output, _count(usage, "output_tokens"), _MTOK),
+            (self.web_search_per_1k, web_searches, _KCOUNT),
+        ):
+            if count:
+                total += calc_unit_price(price, count, prompt, per)
+        return total
 
 
 def _count(usage: Mapping[str, Any], key: str) -> int:
