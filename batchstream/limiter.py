@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import anyio
 
@@ -43,19 +44,33 @@ class TokenBucket:
         self._refill()
         self.tokens -= amount
 
-    def observe(self, limit: float, remaining: float) -> None:
-        """Trust the server's view when it says fewer remain than we think."""
+    def observe(self, limit: float, remaining: float, age_s: float = 0.0) -> None:
+        """Trust the server's view when it says fewer remain than we think.
+
+        `remaining` was counted `age_s` ago; the bucket has refilled since.
+        """
         self._refill()
         self.rate = limit / 60.0
         self.capacity = max(1.0, limit)
-        self.tokens = min(self.tokens, remaining)
+        self.tokens = min(self.tokens, remaining + age_s * self.rate)
 
 
 _HEADER_BUCKETS = ("requests", "input-tokens", "output-tokens")
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One request's place among those sent: when, and how many requests and input tokens went before it
+    (itself included). The rate-limit headers of its reply were counted when it arrived, so they do not
+    yet count anything sent after it."""
+
+    sent_at: float
+    requests: int
+    input_tokens: int
+
+
 class LaunchController:
-    """Admission for items (at most `ceiling` alive) and for requests (window, pauses, rate buckets)."""
+    """When a request may be sent: the window (never above `ceiling`), pauses and rate buckets."""
 
     def __init__(
         self,
@@ -70,7 +85,6 @@ class LaunchController:
         self.window = float(ceiling)
         self._threshold = float(ceiling)
         self._clock = clock
-        self._alive = 0
         self._in_flight = 0
         self._paused_until = 0.0
         self._last_decrease = -math.inf
@@ -81,6 +95,7 @@ class LaunchController:
             "output-tokens": otpm is not None,
         }
         self._buckets: dict[str, TokenBucket] = {}
+        self._sent = Ticket(clock(), 0, 0)
         for name, limit in (("requests", rpm), ("input-tokens", itpm), ("output-tokens", otpm)):
             if limit is not None:
                 # A user cap is a promise not to exceed it: allow only a few seconds' burst.
@@ -102,17 +117,7 @@ class LaunchController:
             with anyio.move_on_after(timeout):
                 await changed.wait()
 
-    async def admit(self) -> None:
-        """Wait until another item may be started; memory is bounded by `ceiling` live items."""
-        while self._alive >= self.ceiling:
-            await self._wait(None)
-        self._alive += 1
-
-    def finish(self) -> None:
-        self._alive -= 1
-        self._notify()
-
-    async def acquire(self, input_tokens: int, output_tokens: int) -> None:
+    async def acquire(self, input_tokens: int, output_tokens: int) -> Ticket:
         """Wait until one more request may be sent now, then count it as in flight."""
         while True:
             if self._in_flight >= max(1, int(self.window)):
@@ -137,6 +142,9 @@ class LaunchController:
             requests.take(1)
         if inputs is not None:
             inputs.take(input_tokens)
+        sent = self._sent
+        self._sent = Ticket(self._clock(), sent.requests + 1, sent.input_tokens + input_tokens)
+        return self._sent
 
     def release(self, output_tokens: int = 0) -> None:
         self._in_flight -= 1
@@ -145,17 +153,19 @@ class LaunchController:
             outputs.take(output_tokens)
         self._notify()
 
-    def on_success(self, headers: Mapping[str, str] | None) -> None:
+    def on_success(self, headers: Mapping[str, str] | None, ticket: Ticket | None = None) -> None:
         # Slow start up to the level of the last decrease, then one more slot per window's worth of successes.
         if self.window < self._threshold:
             self.window = min(self.ceiling, self.window + 1)
         else:
             self.window = min(self.ceiling, self.window + 1 / self.window)
         if headers is not None:
-            self.observe_headers(headers)
+            self.observe_headers(headers, ticket)
         self._notify()
 
-    def on_throttle(self, retry_after: float | None, headers: Mapping[str, str] | None) -> None:
+    def on_throttle(
+        self, retry_after: float | None, headers: Mapping[str, str] | None, ticket: Ticket | None = None
+    ) -> None:
         now = self._clock()
         if retry_after:
             self._paused_until = max(self._paused_until, now + retry_after)
@@ -165,10 +175,21 @@ class LaunchController:
             self.window = self._threshold
             self._last_decrease = now
         if headers is not None:
-            self.observe_headers(headers)
+            self.observe_headers(headers, ticket)
         self._notify()
 
-    def observe_headers(self, headers: Mapping[str, str]) -> None:
+    def observe_headers(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
+        """Learn the limits from a reply's headers; with the request's `ticket`, what was sent after it is
+        taken off `remaining`: with many requests in flight, the reply's count is that many behind."""
+        sent_since = {"requests": 0, "input-tokens": 0}
+        age_s = 0.0
+        if ticket is not None:
+            sent = self._sent
+            sent_since = {
+                "requests": sent.requests - ticket.requests,
+                "input-tokens": sent.input_tokens - ticket.input_tokens,
+            }
+            age_s = self._clock() - ticket.sent_at
         for name in _HEADER_BUCKETS:
             if self._user_set[name]:
                 continue
@@ -179,7 +200,7 @@ class LaunchController:
             bucket = self._buckets.get(name)
             if bucket is None:
                 bucket = self._buckets[name] = TokenBucket(limit, clock=self._clock)
-            bucket.observe(limit, remaining)
+            bucket.observe(limit, remaining - sent_since.get(name, 0), age_s)
         # No pause until the `-reset` time: that is when the whole bucket is full again, while the next
         # request fits much sooner; the bucket, now empty, already waits just that long.
 

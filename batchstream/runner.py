@@ -8,6 +8,7 @@ results file at once; that file is the checkpoint a later run resumes from.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import random
@@ -32,6 +33,7 @@ from .errors import (
     ResumeMismatchError,
     UsageError,
 )
+from .eventloop import new_event_loop
 from .inputs import Defaults, Request, Unchanged, iter_requests
 from .limiter import LaunchController
 from .markdown import append_github_step_summary, first_errors, markdown_summary
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
 SIMULATOR_KEY = "sk-ant-simulated-key"
 
 _Item = TypeVar("_Item", bound=Request | Unchanged)
+# A request to launch and what the budget reserved for it.
+_Launch = tuple[Request, float]
 
 
 @dataclass
@@ -148,6 +152,7 @@ def _replace_jsonl(path: Path, suffix: str) -> Path:
 
 def run_batch(config: RunConfig, *, log: Callable[[str], None] | None = None) -> RunReport:
     """Run a batch to completion (or interruption) and return what happened."""
+    run = _Run(config, log or _log_stderr)
     # The cyclic collector otherwise keeps walking the SDK's tens of thousands of long-lived objects: its
     # full passes cost seconds of CPU over a big batch and pauses of hundreds of ms with thousands of
     # streams open. Freeze what exists now and collect young objects less eagerly, for this run only.
@@ -156,8 +161,9 @@ def run_batch(config: RunConfig, *, log: Callable[[str], None] | None = None) ->
     gc.freeze()
     gc.set_threshold(10_000, 50, 50)
     try:
-        return anyio.run(_Run(config, log or _log_stderr).run, backend="asyncio")
+        return anyio.run(run.run, backend="asyncio", backend_options={"loop_factory": new_event_loop})
     finally:
+        run.restore_signal_handlers()
         gc.set_threshold(*threshold)
         gc.unfreeze()
 
@@ -185,6 +191,13 @@ def _ensure_open_files(needed: int) -> None:
             f"{hard:,} (`ulimit -Hn`): lower --concurrency or raise the limit"
         )
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _quit_at_once(_signum: int, _frame: object) -> None:
+    os._exit(ExitCode.INTERRUPTED)
 
 
 def _log_stderr(message: str) -> None:
@@ -239,6 +252,7 @@ class _Run:
             raise UsageError(str(exc)) from None
         self._stop_error: BaseException | None = None
         self.interrupted = False
+        self._signal_handlers: dict[int, Any] = {}
         self._rng = random.Random(config.seed)
 
     def _api_key(self) -> str:
@@ -347,7 +361,7 @@ class _Run:
             self.budget = (
                 None if config.max_cost is None else Budget(config.max_cost, plan.spent_usd, self.pricer)
             )
-            self.stopped_by_budget = False
+            self.stopped_by_budget = self._launching_stopped = False
             started = anyio.current_time()
             progress = make_progress(
                 plan.total, plan.already_done, quiet=config.quiet, interval=config.progress_interval
@@ -425,28 +439,59 @@ class _Run:
                 await self.client.aclose()
 
     async def _dispatch(self, todo: _LineMask) -> None:
-        budget = self.budget
-        async with anyio.create_task_group() as items:
-            for request in self._requests(todo):
-                worst = 0.0
-                if budget is not None:
-                    worst = budget.worst_case(request)
-                    if not await budget.reserve(worst):
-                        self.stopped_by_budget = True
-                        self.log(
-                            f"budget: the next item could cost up to ${worst:.6f}, taking the spend "
-                            f"past --max-cost ${budget.limit_usd:g} (spent ${budget.spent_usd:.6f}); "
-                            "no more items are launched"
-                        )
-                        break
-                await self.controller.admit()
-                if self._outer.cancel_called:  # stopped while waiting: launch nothing more
-                    self.controller.finish()
+        """Up to `--concurrency` workers, each running items one after another until none are left.
+
+        A worker per slot, not a task per item: over a long batch, starting a task (and the cancel scope and
+        event anyio gives each) for every one of hundreds of thousands of items is a cost per item that
+        buys nothing. Items are still taken from the input one at a time and in order (`_next_item`).
+        """
+        requests = self._requests(todo)
+        taking = asyncio.Lock()
+        async with anyio.create_task_group() as workers:
+            for _ in range(self.config.concurrency):
+                async with taking:
+                    item = await self._next_item(requests)
+                if item is None:
                     break
-                items.start_soon(self._run_item, request, worst)
+                workers.start_soon(self._work, requests, taking, item)
                 # Give the loop a turn per launch: starting thousands of requests in one go would hold it
                 # for as long as building them all takes, and every open stream would wait.
                 await anyio.lowlevel.checkpoint()
+
+    async def _work(self, requests: Iterator[Request], taking: asyncio.Lock, item: _Launch) -> None:
+        while True:
+            await self._run_item(*item)
+            async with taking:
+                next_item = await self._next_item(requests)
+            if next_item is None:
+                return
+            item = next_item
+
+    async def _next_item(self, requests: Iterator[Request]) -> _Launch | None:
+        """The next request and its budget reservation, or None once nothing more is to be launched.
+
+        Only one worker at a time is in here (the `taking` lock), so items are launched in file order and
+        the budget turns down exactly one item before launching stops, as with a single dispatcher.
+        """
+        if self._launching_stopped or self._outer.cancel_called:
+            return None
+        request = next(requests, None)
+        if request is None:
+            self._launching_stopped = True
+            return None
+        worst = 0.0
+        budget = self.budget
+        if budget is not None:
+            worst = budget.worst_case(request)
+            if not await budget.reserve(worst):
+                self._launching_stopped = self.stopped_by_budget = True
+                self.log(
+                    f"budget: the next item could cost up to ${worst:.6f}, taking the spend "
+                    f"past --max-cost ${budget.limit_usd:g} (spent ${budget.spent_usd:.6f}); "
+                    "no more items are launched"
+                )
+                return None
+        return request, worst
 
     async def _sync_every_second(self) -> None:
         while True:
@@ -468,15 +513,24 @@ class _Run:
         self._outer.cancel()
 
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
             async for _signum in signals:
-                if self.interrupted:
-                    os._exit(ExitCode.INTERRUPTED)
                 self.interrupted = True
                 self.log(
                     "interrupted: stopping (in-flight items run again on resume; Ctrl-C again to quit now)"
                 )
                 self._stop(None)
+                break
+        # The stop goes on without this receiver (streams closing, the summary being written), and a second
+        # signal must quit at once through all of it. A plain handler does that on any loop; on uvloop, the
+        # KeyboardInterrupt of Python's default handler can be lost in the loop's callbacks and the
+        # process hangs instead (MagicStack/uvloop#335).
+        for signum in _STOP_SIGNALS:
+            self._signal_handlers.setdefault(signum, signal.signal(signum, _quit_at_once))
+
+    def restore_signal_handlers(self) -> None:
+        for signum, handler in self._signal_handlers.items():
+            signal.signal(signum, handler)
 
     async def _run_item(self, request: Request, reserved_usd: float) -> None:
         record: dict[str, Any] | None = None
@@ -494,7 +548,6 @@ class _Run:
                 record["status"] == "ok", usage.get("output_tokens") or 0, record["cost_usd"]
             )
         finally:
-            self.controller.finish()
             if self.budget is not None:
                 self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
 
@@ -507,7 +560,7 @@ class _Run:
         attempt = 0
         while True:
             attempt += 1
-            await controller.acquire(input_estimate, max_tokens)
+            ticket = await controller.acquire(input_estimate, max_tokens)
             if self._outer.cancel_called:  # a fatal error stopped the run while this one waited its turn
                 controller.release()
                 return None
@@ -526,7 +579,7 @@ class _Run:
                 if outcome is not None:
                     usage = outcome.message.get("usage") or {}
                     controller.release(usage.get("output_tokens") or 0)
-                    controller.on_success(outcome.headers)
+                    controller.on_success(outcome.headers, ticket)
                     return self._ok_record(request, outcome, attempt, retries)
                 controller.release()
                 failure = Failure(
@@ -537,7 +590,7 @@ class _Run:
                 self._stop(_fatal_error(failure, self.output))
                 return None
             if failure.throttled:
-                controller.on_throttle(failure.retry_after, failure.headers)
+                controller.on_throttle(failure.retry_after, failure.headers, ticket)
             if not failure.retryable or attempt >= config.max_attempts:
                 return self._error_record(request, failure, attempt, retries)
             retries[failure.cause] = retries.get(failure.cause, 0) + 1

@@ -1,9 +1,9 @@
 """Event-loop lag of a real batchstream run, measured from inside the same loop.
 
-`batchstream.runner.run_batch` is called exactly as a library user would call it. A loop policy adds one
-probe task to the loop that run starts: it sleeps 10 ms at a time and records by how much each sleep
-overshot. Any stretch in which batchstream's own code holds the loop shows up as overshoot. Prints one
-JSON object (lag statistics and the run's counts) on stdout.
+`batchstream.runner.run_batch` is called exactly as a library user would call it, on the loop it would use
+(uvloop where installed); a wrapper around its loop factory adds one probe task to that loop: it sleeps 10 ms
+at a time and records by how much each sleep overshot. Any stretch in which batchstream's own code holds the
+loop shows up as overshoot. Prints one JSON object (lag statistics and the run's counts) on stdout.
 
 With `--display bar`, stderr is a pseudo-terminal, so the run shows its tqdm bar, and every call batchstream
 makes into its progress display is timed on the loop thread's CPU clock: the display's share of the run's CPU,
@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 import batchstream.runner
+from batchstream.eventloop import new_event_loop
 from batchstream.progress import Progress
 from batchstream.runner import RunConfig, run_batch
 
@@ -46,13 +47,11 @@ async def _probe() -> None:
         _marks.append(after)
 
 
-class _ProbingPolicy(asyncio.DefaultEventLoopPolicy):
-    """Every new loop gets the probe as its first task (anyio's asyncio backend asks the policy)."""
-
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        loop = super().new_event_loop()
-        loop.call_soon(lambda: loop.create_task(_probe()))
-        return loop
+def _probing_loop() -> asyncio.AbstractEventLoop:
+    """The run's own loop, with the probe as its first task."""
+    loop = new_event_loop()
+    loop.call_soon(lambda: loop.create_task(_probe()))
+    return loop
 
 
 _display_cpu = [0.0]
@@ -106,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.display == "bar":
         _show_bar_on_a_pty()
-    asyncio.set_event_loop_policy(_ProbingPolicy())
+    batchstream.runner.new_event_loop = _probing_loop  # type: ignore[assignment]
     started = time.perf_counter()
     cpu_started = time.process_time()
     report = run_batch(

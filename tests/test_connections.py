@@ -11,9 +11,10 @@ import asyncio
 import base64
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import httptools
 import pytest
@@ -57,8 +58,7 @@ class _Handler(asyncio.Protocol):
         self.body = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not derive from it
         self.server.connections += 1
         self.number = self.server.connections
 
@@ -124,6 +124,20 @@ async def post(pool: ConnectionPool, where: Endpoint, body: bytes = b'{"a":1}') 
 
 def new_pool(stall: float = 5.0) -> ConnectionPool:
     return ConnectionPool(max_connections=8, connect_timeout=5.0, stall_timeout=stall)
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_kind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every case on both loops: a run uses uvloop where it is installed, asyncio's own loop elsewhere."""
+    if request.param == "asyncio":
+        yield
+        return
+    uvloop = pytest.importorskip("uvloop")
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(None)
 
 
 @pytest.fixture(autouse=True)
@@ -463,8 +477,7 @@ class _ConnectProxy(asyncio.Protocol):
         self.upstream: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.upstream is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from batchstream.limiter import LaunchController, TokenBucket
+from batchstream.limiter import LaunchController, Ticket, TokenBucket
 
 
 class Clock:
@@ -49,6 +49,26 @@ def test_headers_teach_the_limit_and_an_empty_bucket_waits_one_slot_not_the_wind
     bucket = controller._buckets["requests"]
     assert bucket.rate == 2.0
     assert bucket.wait_time(1) == pytest.approx(0.5)  # 60 s / 120, not until the far-away reset
+
+
+def test_a_reply_s_remaining_is_taken_as_of_when_its_request_was_sent() -> None:
+    """Three requests in flight, the first one's reply says 10 remain: the server counted that before the
+    other two arrived, so 8 remain now, plus what the bucket refilled in the 1.5 s since it was sent."""
+    clock = Clock()
+    controller = LaunchController(8, clock=clock)
+
+    async def send_three() -> list[Ticket]:
+        return [await controller.acquire(0, 0) for _ in range(3)]
+
+    first, _, third = anyio.run(send_three)
+    assert (first.requests, third.requests) == (1, 3)
+    clock.now += 1.5
+    headers = {"anthropic-ratelimit-requests-limit": "120", "anthropic-ratelimit-requests-remaining": "10"}
+    controller.on_success(headers, first)
+    assert controller._buckets["requests"].tokens == pytest.approx(10 - 2 + 1.5 * 2.0)
+    # The newest request's reply: nothing was sent after it, so only the refill is added.
+    controller.on_success({**headers, "anthropic-ratelimit-requests-remaining": "5"}, third)
+    assert controller._buckets["requests"].tokens == pytest.approx(5 + 1.5 * 2.0)
 
 
 def test_user_caps_win_over_headers() -> None:

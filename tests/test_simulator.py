@@ -574,8 +574,14 @@ def test_stop_is_quick_with_a_stalled_request() -> None:
     assert sim.stats()["faults"] == {"stall": 1}  # still readable once stopped
 
 
-def test_serve_prints_url_and_stops_on_sigterm() -> None:
+# `serve` runs on uvloop where it is installed, and on asyncio's own loop where it is not: here, blocked.
+WITHOUT_UVLOOP = "import sys; sys.modules['uvloop'] = None; "
+
+
+@pytest.mark.parametrize("prelude", ["", WITHOUT_UVLOOP], ids=["uvloop", "asyncio"])
+def test_serve_prints_url_and_stops_on_sigterm(prelude: str) -> None:
     code = "from batchstream.simulator import SimulatorConfig, serve; serve(SimulatorConfig(ttft_s=0))"
+    code = prelude + code
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..eventloop import new_event_loop
 from .config import SimulatorConfig
 from .server import Simulator
 
@@ -128,7 +129,10 @@ class SimulatorThread:
 def serve(config: SimulatorConfig) -> None:
     """Run in the foreground until SIGINT or SIGTERM; announces its URL on stdout for a parent process."""
     _tune_gc()
-    asyncio.run(_serve(config))
+    # uvloop where installed, as for a run: a benchmark's thousand concurrent requests each cost the loop a
+    # timer, a task and several callbacks, which uvloop runs in C.
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve(config))
 
 
 def _tune_gc() -> None:
