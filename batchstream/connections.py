@@ -309,6 +309,7 @@ class _Connection(asyncio.Protocol):
         # One exchange's state.
         self._done: asyncio.Future[None] | None = None
         self._sink: BodySink = _discard
+        self._body: list[bytes] = []
         self._caller_sink: BodySink = _discard
         self._headers: list[tuple[str, str]] = []
         self._header_map: dict[str, str] = {}
@@ -356,11 +357,14 @@ class _Connection(asyncio.Protocol):
         self._last_read = time.monotonic()
         try:
             self._parser.feed_data(data)
+            self._deliver()
         except httptools.HttpParserCallbackError as exc:
             # The caller's sink raised (an `error` event, a broken stream): that is the exchange's outcome.
             self._fail(exc.__context__ or exc)
         except httptools.HttpParserError as exc:
             self._fail(ConnectionLost(f"the reply is not valid HTTP/1.1: {exc}"))
+        except Exception as exc:  # the sink, called after the parser
+            self._fail(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.reusable = False
@@ -405,9 +409,19 @@ class _Connection(asyncio.Protocol):
             raise ConnectionLost(f"the reply is encoded as {encoding!r}, which was not asked for")
 
     def on_body(self, body: bytes) -> None:
-        self._sink(body)
+        # Collected, and handed on once per read (`_deliver`): the API sends one chunk per event, so a read
+        # often holds many, and the sink's work per call is then paid once rather than per event.
+        self._body.append(body)
+
+    def _deliver(self) -> None:
+        body = self._body
+        if body:
+            data = body[0] if len(body) == 1 else b"".join(body)
+            body.clear()
+            self._sink(data)
 
     def on_message_complete(self) -> None:
+        self._deliver()
         if self._inflater is not None:
             rest = self._inflater.flush()
             if rest:
