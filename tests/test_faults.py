@@ -164,6 +164,23 @@ def test_mixed_faults_over_a_batch_all_end_ok_and_every_fault_is_one_retry(
 # --- errors that are not retried, or retried until the attempts run out -----------------------------------
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_reply_that_outlasts_the_timeout_is_cut_retried_and_recorded_as_a_timeout(
+    tmp_path: Path, simulator_factory: SimFactory, transport: str
+) -> None:
+    """The reply never stalls (a token every 50 ms) but takes 2 s, well past --timeout 0.4 s."""
+    sim = simulator_factory(tokens_per_s=20, reply_tokens=(40, 40))
+    inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": "slow", "prompt": "Take your time."}])
+    args = ("--timeout", "0.4", "--max-attempts", "2", "--transport", transport)
+    done = run_cli("run", inputs, *FAST, *args, base_url=sim.base_url)
+    assert done.returncode == 1, done.stderr
+    [row] = read_jsonl(tmp_path / "in.results.jsonl")
+    assert row["status"] == "error"
+    assert (row["attempts"], row["retries"]) == (2, {"timeout": 1})
+    assert row["error"] == {"type": "timeout", "message": "no reply within --timeout 0.4s", "status": None}
+    assert sim.stats()["requests"] == 2
+
+
 def test_a_400_is_recorded_as_that_items_error_and_the_run_goes_on(
     tmp_path: Path, simulator_factory: SimFactory
 ) -> None:
