@@ -11,11 +11,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from aiohttp import web
-
 from ..eventloop import new_event_loop
 from .config import SimulatorConfig
-from .server import Simulator
+from .http import HttpServer
+from .server import MAX_BODY_BYTES, Simulator
 
 T = TypeVar("T")
 
@@ -27,20 +26,17 @@ SHUTDOWN_GRACE_S = 0.25
 _BACKLOG = 4096
 
 
-async def _start(simulator: Simulator) -> tuple[web.AppRunner, str]:
+async def _start(simulator: Simulator) -> tuple[HttpServer, str]:
     config = simulator.config
-    runner = web.AppRunner(
-        simulator.make_app(),
-        handler_cancellation=True,
-        access_log=None,
-        shutdown_timeout=SHUTDOWN_GRACE_S,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, backlog=_BACKLOG, reuse_address=True)
-    await site.start()
-    port = runner.addresses[0][1]
+    server = HttpServer(simulator.handle, max_body=MAX_BODY_BYTES)
+    port = await server.start(config.host, config.port, backlog=_BACKLOG)
     host = f"[{config.host}]" if ":" in config.host else config.host
-    return runner, f"http://{host}:{port}"
+    return server, f"http://{host}:{port}"
+
+
+async def _stop(server: HttpServer, simulator: Simulator) -> None:
+    await server.stop(SHUTDOWN_GRACE_S)
+    simulator.close()
 
 
 class SimulatorThread:
@@ -51,7 +47,7 @@ class SimulatorThread:
         self.base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
         self._simulator: Simulator | None = None
 
     def __enter__(self) -> SimulatorThread:
@@ -77,7 +73,7 @@ class SimulatorThread:
         self._loop, self._thread = loop, thread
         simulator = Simulator(self.config)
         try:
-            self._runner, self.base_url = asyncio.run_coroutine_threadsafe(_start(simulator), loop).result()
+            self._server, self.base_url = asyncio.run_coroutine_threadsafe(_start(simulator), loop).result()
         except BaseException:
             self._halt_loop()
             raise
@@ -86,9 +82,11 @@ class SimulatorThread:
     def stop(self) -> None:
         if self._loop is None:
             return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result()
-            self._runner = None
+        if self._server is not None:
+            assert self._simulator is not None
+            stopping = _stop(self._server, self._simulator)
+            asyncio.run_coroutine_threadsafe(stopping, self._loop).result()
+            self._server = None
         self._halt_loop()
 
     def stats(self) -> dict[str, Any]:
@@ -151,7 +149,8 @@ def _tune_gc() -> None:
 
 
 async def _serve(config: SimulatorConfig) -> None:
-    runner, url = await _start(Simulator(config))
+    simulator = Simulator(config)
+    server, url = await _start(simulator)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
@@ -166,4 +165,4 @@ async def _serve(config: SimulatorConfig) -> None:
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
-        await runner.cleanup()
+        await _stop(server, simulator)

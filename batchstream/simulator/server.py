@@ -1,4 +1,4 @@
-"""The aiohttp application: routes, the request pipeline, and the fault behaviours on the wire."""
+"""The API: routes, the request pipeline, and the fault behaviours on the wire."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import orjson
-from aiohttp import web
 
 from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 from .directives import DirectiveError, parse_directives
 from .events import Event, stream_events
 from .faults import STATUS_FAULTS, Fault, decide_fault
+from .http import BodyTooLarge, Request, Response, StreamResponse
 from .prompt import estimate_input_tokens
 from .ratelimit import Admission, RequestLimiter, rate_limit_headers
 from .replies import Reply, build_reply, request_key
-from .sse import EventStream
 from .stats import RequestLog, Stats
 from .transcripts import load_transcript
 from .validation import validate_count_tokens_body, validate_messages_body
 from .wire import (
     DEFAULT_ERROR_MESSAGES,
     JSON_CONTENT_TYPE,
+    SSE_HEADERS,
     error_body,
     message_object,
     new_id,
@@ -34,8 +34,8 @@ from .wire import (
 # The service's own ceiling on a Messages request body.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
-# How much of an unpaced stream goes out in one write: aiohttp checks for back-pressure after as much, and
-# memory stays bounded however long the reply.
+# How much of an unpaced stream goes out in one write: back-pressure is checked after as much, and memory
+# stays bounded however long the reply.
 BURST_BYTES = 64 * 1024
 
 
@@ -65,7 +65,9 @@ class Exchange:
     output_tokens: int = 0
 
 
-Pipeline = Callable[[web.Request, Exchange], Awaitable[web.StreamResponse]]
+# A request handler's answer: a `Response`, or None once it has streamed its answer or hung up.
+Answer = Response | None
+Pipeline = Callable[[Request, Exchange], Awaitable[Answer]]
 
 
 class Simulator:
@@ -78,33 +80,35 @@ class Simulator:
             map(config.fault_probability, PROBABILISTIC_FAULTS)
         )
         self.log = RequestLog(config.log_path)
+        self._routes: dict[tuple[str, str], Callable[[Request], Awaitable[Answer]]] = {
+            ("POST", "/v1/messages"): self._api(self._messages),
+            ("POST", "/v1/messages/count_tokens"): self._api(self._count_tokens),
+            ("GET", "/_sim/stats"): self._stats,
+            ("HEAD", "/_sim/stats"): self._stats,
+            ("POST", "/_sim/reset"): self._reset,
+        }
+        self._unrouted = self._api(self._not_found)
 
     def reset(self) -> None:
         self.stats = Stats()
         self.limiter.reset()
 
-    def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_post("/v1/messages", self._api(self._messages))
-        app.router.add_post("/v1/messages/count_tokens", self._api(self._count_tokens))
-        app.router.add_get("/_sim/stats", self._stats)
-        app.router.add_post("/_sim/reset", self._reset)
-        app.router.add_route("*", "/{path:.*}", self._api(self._not_found))
-        app.on_cleanup.append(self._close_log)
-        return app
-
-    async def _close_log(self, _app: web.Application) -> None:
+    def close(self) -> None:
         self.log.close()
 
-    async def _stats(self, _request: web.Request) -> web.Response:
-        return web.Response(body=orjson.dumps(self.stats.snapshot()), content_type=JSON_CONTENT_TYPE)
+    async def handle(self, request: Request) -> Answer:
+        """Route by exact method and path; anything else, wrong method included, is the API's 404."""
+        return await self._routes.get((request.method, request.path), self._unrouted)(request)
 
-    async def _reset(self, _request: web.Request) -> web.Response:
+    async def _stats(self, _request: Request) -> Response:
+        return Response(orjson.dumps(self.stats.snapshot()), JSON_CONTENT_TYPE)
+
+    async def _reset(self, _request: Request) -> Response:
         self.reset()
-        return web.Response(body=b"{}", content_type=JSON_CONTENT_TYPE)
+        return Response(b"{}", JSON_CONTENT_TYPE)
 
-    def _api(self, pipeline: Pipeline) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def handler(request: web.Request) -> web.StreamResponse:
+    def _api(self, pipeline: Pipeline) -> Callable[[Request], Awaitable[Answer]]:
+        async def handler(request: Request) -> Answer:
             exchange = Exchange(request_id=new_id("req_"))
             self.stats.requests += 1
             try:
@@ -133,29 +137,29 @@ class Simulator:
         admission = exchange.admission or self.limiter.peek()
         return {"request-id": exchange.request_id, **rate_limit_headers(admission)}
 
-    def _error(self, exchange: Exchange, rejection: Rejection) -> web.Response:
+    def _error(self, exchange: Exchange, rejection: Rejection) -> Response:
         headers = self._headers(exchange)
         if rejection.retry_after_s is not None:
             headers["retry-after"] = retry_after(rejection.retry_after_s)
         exchange.status = rejection.status
-        return web.Response(
+        return Response(
+            error_body(rejection.status, rejection.message, exchange.request_id),
+            JSON_CONTENT_TYPE,
             status=rejection.status,
-            body=error_body(rejection.status, rejection.message, exchange.request_id),
-            content_type=JSON_CONTENT_TYPE,
             headers=headers,
         )
 
-    async def _not_found(self, _request: web.Request, _exchange: Exchange) -> web.StreamResponse:
+    async def _not_found(self, _request: Request, _exchange: Exchange) -> Answer:
         raise Rejection(404, "Not found", "not_found")
 
-    async def _read_body(self, request: web.Request, validate: Callable[[Any], str | None]) -> dict[str, Any]:
+    async def _read_body(self, request: Request, validate: Callable[[Any], str | None]) -> dict[str, Any]:
         """Auth, version header, JSON and schema, in the order the service checks them."""
         self._authenticate(request)
         if "anthropic-version" not in request.headers:
             raise Rejection(400, "anthropic-version: header is required", "invalid_request")
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+            raw = request.read()
+        except BodyTooLarge:
             raise Rejection(413, DEFAULT_ERROR_MESSAGES[413], "request_too_large") from None
         try:
             body = orjson.loads(raw)
@@ -166,7 +170,7 @@ class Simulator:
             raise Rejection(400, problem, "invalid_request")
         return body
 
-    def _authenticate(self, request: web.Request) -> None:
+    def _authenticate(self, request: Request) -> None:
         key = request.headers.get("x-api-key")
         if key is None:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -177,18 +181,18 @@ class Simulator:
         if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
             raise Rejection(401, "invalid x-api-key", "unauthorized")
 
-    async def _count_tokens(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    async def _count_tokens(self, request: Request, exchange: Exchange) -> Answer:
         body = await self._read_body(request, validate_count_tokens_body)
         exchange.model = body["model"]
         exchange.outcome = "ok"
         exchange.status = 200
-        return web.Response(
-            body=orjson.dumps({"input_tokens": estimate_input_tokens(body)}),
-            content_type=JSON_CONTENT_TYPE,
+        return Response(
+            orjson.dumps({"input_tokens": estimate_input_tokens(body)}),
+            JSON_CONTENT_TYPE,
             headers=self._headers(exchange),
         )
 
-    async def _messages(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    async def _messages(self, request: Request, exchange: Exchange) -> Answer:
         config = self.config
         body = await self._read_body(request, validate_messages_body)
         exchange.model = body["model"]
@@ -232,14 +236,15 @@ class Simulator:
         wait = self.config.retry_after_s if status in (429, 529) else None
         raise Rejection(status, DEFAULT_ERROR_MESSAGES[status], outcome, wait)
 
-    async def _stall(self, request: web.Request) -> web.StreamResponse:
+    async def _stall(self, request: Request) -> Answer:
         """Say nothing for `stall_s`, then hang up: the failure only a client-side timeout can catch."""
         await asyncio.sleep(self.config.stall_s)
-        return _hang_up(request, web.StreamResponse())
+        request.abort()
+        return None
 
     async def _message(
-        self, request: web.Request, exchange: Exchange, reply: Reply, fault: Fault | None
-    ) -> web.StreamResponse:
+        self, request: Request, exchange: Exchange, reply: Reply, fault: Fault | None
+    ) -> Answer:
         if fault is not None and fault.kind == "error_event":
             # A non-streaming request has no events to carry a mid-response error; it surfaces as a 529.
             self._fail_with_status(529, fault.kind)
@@ -255,27 +260,24 @@ class Simulator:
             )
         )
         if fault is None:
-            # Headers and body in one write (a StreamResponse sends its headers alone), in the same order.
             exchange.status = 200
             exchange.output_tokens = reply.output_tokens
             exchange.outcome = "ok"
             self.stats.complete(exchange.key or "")
-            return web.Response(body=body, content_type=JSON_CONTENT_TYPE, headers=self._headers(exchange))
-        response = web.StreamResponse(headers=self._headers(exchange))
-        response.content_type = JSON_CONTENT_TYPE
-        await response.prepare(request)
+            return Response(body, JSON_CONTENT_TYPE, headers=self._headers(exchange))
+        # A broken body has no length to announce: it goes out as a stream of one chunk, cut or ended early.
+        response = StreamResponse(request, {**self._headers(exchange), "Content-Type": JSON_CONTENT_TYPE})
         exchange.status = 200
-        await response.write(body[: len(body) // 2])
-        if fault.kind == "drop":
-            return _hang_up(request, response)
-        await response.write_eof()
-        return response
+        drop = fault.kind == "drop"
+        await response.write((body[: len(body) // 2],), last=not drop)
+        if drop:
+            request.abort()
+        return None
 
     async def _stream(
-        self, request: web.Request, exchange: Exchange, reply: Reply, fault: Fault | None
-    ) -> web.StreamResponse:
-        response = EventStream(self._headers(exchange), request)
-        await response.prepare(request)
+        self, request: Request, exchange: Exchange, reply: Reply, fault: Fault | None
+    ) -> Answer:
+        response = _event_stream(request, self._headers(exchange))
         exchange.status = 200
         events = stream_events(reply, new_id("msg_"), exchange.model or "", fault)
         end_body = fault is None or fault.kind != "drop"  # a dropped stream is cut off instead
@@ -284,14 +286,14 @@ class Simulator:
         else:
             await _write_burst(response, events, exchange, end_body)
         if not end_body:
-            return _hang_up(request, response)
-        if fault is None:
+            request.abort()
+        elif fault is None:
             exchange.outcome = "ok"
             self.stats.complete(exchange.key or "")
-        return response
+        return None
 
     async def _write_paced(
-        self, response: EventStream, events: Iterable[Event], exchange: Exchange, end_body: bool
+        self, response: StreamResponse, events: Iterable[Event], exchange: Exchange, end_body: bool
     ) -> None:
         """One write per event, the pieces of each block `1 / tokens_per_s` apart from its first."""
         loop = asyncio.get_running_loop()
@@ -304,29 +306,23 @@ class Simulator:
                 delay = start + nth * interval - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            await response.send((event,))
+            await response.write((event,))
             if nth is not None:
                 exchange.output_tokens += 1
         if end_body:
-            await response.send((), last=True)
+            await response.write((), last=True)
 
-    async def _replay(
-        self, request: web.Request, exchange: Exchange, name: str, stream: bool
-    ) -> web.StreamResponse:
+    async def _replay(self, request: Request, exchange: Exchange, name: str, stream: bool) -> Answer:
         """Send a recorded transcript as it was recorded: no injected faults, no pacing."""
         recorded = load_transcript(name)
         if not stream and not recorded.complete:  # as for error_event faults: without events, it is a status
             self._fail_with_status(529, "error_event")
         headers = self._headers(exchange)
-        response: web.StreamResponse
+        response: Response | None = None
         if stream:
-            response = EventStream(headers, request)
-            await response.prepare(request)
-            await response.send(recorded.events, last=True)
+            await _event_stream(request, headers).write(recorded.events, last=True)
         else:
-            response = web.Response(
-                body=orjson.dumps(recorded.outcome), content_type=JSON_CONTENT_TYPE, headers=headers
-            )
+            response = Response(orjson.dumps(recorded.outcome), JSON_CONTENT_TYPE, headers=headers)
         exchange.status = 200
         if not recorded.complete:
             exchange.outcome = "error_event"
@@ -338,26 +334,23 @@ class Simulator:
 
 
 async def _write_burst(
-    response: EventStream, events: Iterable[Event], exchange: Exchange, end_body: bool
+    response: StreamResponse, events: Iterable[Event], exchange: Exchange, end_body: bool
 ) -> None:
     """Events with no pacing between them, in one write per `BURST_BYTES`; a short reply is one write."""
     batch: list[bytes] = []
     size = pieces = 0
     for event, nth in events:
         if size >= BURST_BYTES:
-            await response.send(batch)
+            await response.write(batch)
             exchange.output_tokens += pieces
             batch, size, pieces = [], 0, 0
         batch.append(event)
         size += len(event)
         pieces += nth is not None
-    await response.send(batch, last=end_body)
+    await response.write(batch, last=end_body)
     exchange.output_tokens += pieces
 
 
-def _hang_up(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-    """Abort the TCP connection so the client sees a broken read, not a well-formed end of body."""
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    return response
+def _event_stream(request: Request, headers: dict[str, str]) -> StreamResponse:
+    """A streamed response with the SSE headers ahead of the given `headers`, one chunk per event."""
+    return StreamResponse(request, {**SSE_HEADERS, **headers})
