@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import anyio.lowlevel
 
 from .budget import Budget
 from .errors import (
@@ -453,10 +452,12 @@ class _Run:
                     item = await self._next_item(requests)
                 if item is None:
                     break
-                workers.start_soon(self._work, requests, taking, item)
+                # Named here: anyio would otherwise work the name out from the function, for every worker.
+                workers.start_soon(self._work, requests, taking, item, name="batchstream-worker")
                 # Give the loop a turn per launch: starting thousands of requests in one go would hold it
-                # for as long as building them all takes, and every open stream would wait.
-                await anyio.lowlevel.checkpoint()
+                # for as long as building them all takes, and every open stream would wait. A bare
+                # asyncio yield: anyio's checkpoint looks up the running library first, every time.
+                await asyncio.sleep(0)
 
     async def _work(self, requests: Iterator[Request], taking: asyncio.Lock, item: _Launch) -> None:
         while True:

@@ -181,6 +181,8 @@ def machine(code_at_start: str | None = None) -> dict[str, str]:
         "anthropic SDK": _version("anthropic"),
         "aiohttp": _version("aiohttp"),
         "httpx2": _version("httpx2"),
+        "uvloop": _version("uvloop"),
+        "httptools": _version("httptools"),
         "orjson": _version("orjson"),
         "batchstream": _version("batchstream"),
     }
