@@ -9,6 +9,8 @@ set from the user's `--rpm/--itpm/--otpm` and, unless those are given, learned f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -96,6 +98,7 @@ class LaunchController:
         }
         self._buckets: dict[str, TokenBucket] = {}
         self._sent = Ticket(clock(), 0, 0)
+        self._turn = asyncio.Lock()
         for name, limit in (("requests", rpm), ("input-tokens", itpm), ("output-tokens", otpm)):
             if limit is not None:
                 # A user cap is a promise not to exceed it: allow only a few seconds' burst.
@@ -113,30 +116,40 @@ class LaunchController:
         changed = self._changed
         if timeout is None:
             await changed.wait()
-        else:
-            with anyio.move_on_after(timeout):
+            return
+        # asyncio's timeout fires once. anyio's scope re-checks its deadline when its timer fires, and on
+        # uvloop, whose timers tick in whole milliseconds, a wait of a fraction of one (a bucket pacing
+        # hundreds of requests a second) became a busy loop of timers until the deadline passed.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
                 await changed.wait()
 
     async def acquire(self, input_tokens: int, output_tokens: int) -> Ticket:
-        """Wait until one more request may be sent now, then count it as in flight."""
-        while True:
-            if self._in_flight >= max(1, int(self.window)):
-                await self._wait(None)
-                continue
-            wait = self._paused_until - self._clock()
-            requests = self._buckets.get("requests")
-            if requests is not None:
-                wait = max(wait, requests.wait_time(1))
-            inputs = self._buckets.get("input-tokens")
-            if inputs is not None:
-                wait = max(wait, inputs.wait_time(input_tokens))
-            outputs = self._buckets.get("output-tokens")
-            if outputs is not None:
-                wait = max(wait, outputs.wait_time(output_tokens))
-            if wait > 0:
-                await self._wait(wait)
-                continue
-            break
+        """Wait until one more request may be sent now, then count it as in flight.
+
+        Callers take turns (`_turn`, first come first served), and only the one whose turn it is waits on
+        the window and the buckets. With every caller polling, a bucket that paces hundreds of requests a
+        second woke all of them on every change and every timer, and the waiting alone took a whole core.
+        """
+        async with self._turn:
+            while True:
+                if self._in_flight >= max(1, int(self.window)):
+                    await self._wait(None)
+                    continue
+                wait = self._paused_until - self._clock()
+                requests = self._buckets.get("requests")
+                if requests is not None:
+                    wait = max(wait, requests.wait_time(1))
+                inputs = self._buckets.get("input-tokens")
+                if inputs is not None:
+                    wait = max(wait, inputs.wait_time(input_tokens))
+                outputs = self._buckets.get("output-tokens")
+                if outputs is not None:
+                    wait = max(wait, outputs.wait_time(output_tokens))
+                if wait > 0:
+                    await self._wait(wait)
+                    continue
+                break
         self._in_flight += 1
         if requests is not None:
             requests.take(1)
