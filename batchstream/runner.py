@@ -448,25 +448,23 @@ class _Run:
         taking = asyncio.Lock()
         async with anyio.create_task_group() as workers:
             for _ in range(self.config.concurrency):
-                async with taking:
-                    item = await self._next_item(requests)
-                if item is None:
+                if self._launching_stopped:
                     break
                 # Named here: anyio would otherwise work the name out from the function, for every worker.
-                workers.start_soon(self._work, requests, taking, item, name="batchstream-worker")
-                # Give the loop a turn per launch: starting thousands of requests in one go would hold it
-                # for as long as building them all takes, and every open stream would wait. A bare
-                # asyncio yield: anyio's checkpoint looks up the running library first, every time.
+                workers.start_soon(self._work, requests, taking, name="batchstream-worker")
+                # A turn for the new worker, which takes and launches its first item before this loop goes
+                # on: starting thousands of requests in one go would hold the loop for as long as building
+                # them all takes, and every open stream would wait. A bare asyncio yield: anyio's checkpoint
+                # looks up the running library first, every time.
                 await asyncio.sleep(0)
 
-    async def _work(self, requests: Iterator[Request], taking: asyncio.Lock, item: _Launch) -> None:
+    async def _work(self, requests: Iterator[Request], taking: asyncio.Lock) -> None:
         while True:
-            await self._run_item(*item)
             async with taking:
-                next_item = await self._next_item(requests)
-            if next_item is None:
+                item = await self._next_item(requests)
+            if item is None:
                 return
-            item = next_item
+            await self._run_item(*item)
 
     async def _next_item(self, requests: Iterator[Request]) -> _Launch | None:
         """The next request and its budget reservation, or None once nothing more is to be launched.
