@@ -159,6 +159,12 @@ class ConnectionPool:
                 connection.abort()
             return reply
 
+    def close_idle(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.abort()
+            idle.clear()
+
     def close(self) -> None:
         for connection in list(self._open):
             connection.abort()

@@ -242,6 +242,11 @@ class ResultWriter:
         self._tee = sys.stdout.fileno() if tee_stdout else None
         self._dirty = False
 
+    @property
+    def size(self) -> int:
+        """The file's length: the lines of earlier runs and those written since."""
+        return self._size
+
     def write(self, record: dict[str, Any]) -> None:
         data = _dumps_line(record)
         try:

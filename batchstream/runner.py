@@ -49,7 +49,7 @@ from .results import (
 )
 from .retry import Backoff, Failure, classify
 from .shard import Shard
-from .summary import RunStats, format_table, summarize_file, write_summary
+from .summary import RunStats, SummaryBuilder, format_table, summarize_file, write_summary
 from .tokens import estimate_input_tokens
 
 if TYPE_CHECKING:
@@ -366,12 +366,19 @@ class _Run:
                 plan.total, plan.already_done, quiet=config.quiet, interval=config.progress_interval
             )
             self.writer = ResultWriter(self.output, tee_stdout=config.stdout)
+            earlier_bytes = self.writer.size
+            # This run's lines are counted as they are written, so the summary reads back only what earlier
+            # runs wrote: at the end of a run it is on the way out, after the last reply.
+            self._counted = SummaryBuilder()
             try:
                 if plan.already_done < plan.total:
                     await self._run_items(plan, progress, stack)
             finally:
                 progress.close()
                 self.writer.close()
+            # Before any reordering below, while the earlier runs' lines are still the file's first bytes.
+            summary = summarize_file(self.output, end=earlier_bytes) if earlier_bytes else SummaryBuilder()
+            summary.absorb(self._counted)
             report.ok, report.errors = progress.ok, progress.errors
             report.interrupted = self.interrupted
             report.stopped_by_budget = self.stopped_by_budget
@@ -382,7 +389,7 @@ class _Run:
             run = RunStats(
                 anyio.current_time() - started, progress.ok + progress.errors, progress.output_tokens
             )
-            report.summary_lines = self._write_summary(run, self._summary_extra(report))
+            report.summary_lines = self._write_summary(summary, run, self._summary_extra(report))
         if self._scratch is not None:
             self._scratch.cleanup()
             report.output = Path("-")
@@ -463,6 +470,9 @@ class _Run:
             async with taking:
                 item = await self._next_item(requests)
             if item is None:
+                # Nothing is left to launch, so an idle connection would only wait for the end of the run,
+                # where closing a thousand of them at once holds up the exit.
+                self.client.close_idle()
                 return
             await self._run_item(*item)
 
@@ -542,6 +552,7 @@ class _Run:
             except OutputWriteError as exc:
                 self._stop(exc)
                 return
+            self._counted.add(record)
             usage = record.get("usage") or {}
             self.progress.item_done(
                 record["status"] == "ok", usage.get("output_tokens") or 0, record["cost_usd"]
@@ -668,8 +679,10 @@ class _Run:
             record["meta"] = request.meta
         return record
 
-    def _write_summary(self, run: RunStats, extra: dict[str, Any]) -> list[dict[str, Any]]:
-        lines = summarize_file(self.output).lines(run=run, extra=extra) if self.output.exists() else []
+    def _write_summary(
+        self, summary: SummaryBuilder, run: RunStats, extra: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        lines = summary.lines(run=run, extra=extra)
         if self.summary_path is not None:
             try:
                 write_summary(self.summary_path, lines)

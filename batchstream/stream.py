@@ -137,6 +137,11 @@ class StreamClient:
         self._pool: ConnectionPool | None = None
         self._templates: dict[tuple[str, ...], _Template] = {}
 
+    def close_idle(self) -> None:
+        """Close the connections no stream is using (the direct transport's; the SDK keeps its own)."""
+        if self._pool is not None:
+            self._pool.close_idle()
+
     async def aclose(self) -> None:
         if self._pool is not None:
             self._pool.close()

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, BinaryIO, TypeGuard
 
 import orjson
 
@@ -139,6 +139,19 @@ class SummaryBuilder:
                 if type(n) is int:
                     self._retries[str(cause)] += n
 
+    def absorb(self, other: SummaryBuilder) -> None:
+        """Count `other`'s lines too: they must be of other items (no id in both)."""
+        for model, counts in other._models.items():
+            mine = self._models.get(model)
+            if mine is None:
+                mine = self._models[model] = _ModelCounts()
+            mine.absorb(counts)
+        self._latencies.extend(other._latencies)
+        self._ttfts.extend(other._ttfts)
+        self._attempts += other._attempts
+        self._retries.update(other._retries)
+        self._errors_by_type.update(other._errors_by_type)
+
     def lines(
         self, *, run: RunStats | None = None, extra: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
@@ -194,11 +207,12 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
 
-def _iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, record); a bad line is tolerated only last, where a crash mid-write leaves one."""
+def _iter_records(path: Path, end: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record) of the lines before byte `end` (all, if None); a bad line is tolerated
+    only last, where a crash mid-write leaves one."""
     bad: tuple[int, str] | None = None
     with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
+        for lineno, raw in enumerate(fh if end is None else _lines_before(fh, end), 1):
             if not raw.strip():
                 continue
             if bad is not None:
@@ -214,8 +228,18 @@ def _iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, record
 
 
-def summarize_file(path: str | os.PathLike[str]) -> SummaryBuilder:
-    """Summarize a results file; when an id was retried on several lines (resumed runs), the last line counts.
+def _lines_before(fh: BinaryIO, end: int) -> Iterator[bytes]:
+    position = 0
+    for raw in fh:
+        if position >= end:
+            return
+        position += len(raw)
+        yield raw
+
+
+def summarize_file(path: str | os.PathLike[str], *, end: int | None = None) -> SummaryBuilder:
+    """Summarize a results file, or its lines before byte `end`; when an id was retried on several lines
+    (resumed runs), the last line counts.
 
     One streaming pass when every id is on one line, as runs leave it; memory stays at one entry per id
     instead of one record per id. If an id turns up again (say, files joined by hand), the file is counted
@@ -224,24 +248,24 @@ def summarize_file(path: str | os.PathLike[str]) -> SummaryBuilder:
     path = Path(path)
     builder = SummaryBuilder()
     seen: set[object] = set()
-    for _lineno, record in _iter_records(path):
+    for _lineno, record in _iter_records(path, end):
         item_id = record.get("id")
         if isinstance(item_id, str | int):
             if item_id in seen:
-                return _summarize_last_lines(path)
+                return _summarize_last_lines(path, end)
             seen.add(item_id)
         builder.add(record)
     return builder
 
 
-def _summarize_last_lines(path: Path) -> SummaryBuilder:
+def _summarize_last_lines(path: Path, end: int | None) -> SummaryBuilder:
     last_line: dict[object, int] = {}
-    for lineno, record in _iter_records(path):
+    for lineno, record in _iter_records(path, end):
         item_id = record.get("id")
         if isinstance(item_id, str | int):
             last_line[item_id] = lineno
     builder = SummaryBuilder()
-    for lineno, record in _iter_records(path):
+    for lineno, record in _iter_records(path, end):
         item_id = record.get("id")
         if not isinstance(item_id, str | int) or last_line[item_id] == lineno:
             builder.add(record)

@@ -46,6 +46,7 @@ class Server:
     port: int
     received: list[Received] = field(default_factory=list)
     connections: int = 0
+    closed: list[int] = field(default_factory=list)  # connection numbers, in the order they closed
     # Set to close each connection right after its reply is written.
     close_after_reply: bool = False
 
@@ -65,6 +66,9 @@ class _Handler(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.parser.feed_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.closed.append(self.number)
 
     def on_url(self, url: bytes) -> None:
         self.target = url.decode()
@@ -211,6 +215,39 @@ def test_a_connection_is_reused_while_the_server_keeps_it_open(framing: str, con
         return server
 
     assert [received.connection for received in asyncio.run(main()).received] == connections
+
+
+def test_close_idle_closes_the_idle_connections_and_leaves_those_in_use() -> None:
+    async def main() -> tuple[Server, list[int]]:
+        release = asyncio.Event()
+
+        async def answer(received: Received) -> bytes:
+            if received.body == b'{"slow":1}':
+                await release.wait()
+            return FRAMINGS["chunked"]
+
+        server, listener = await serve(answer)
+        pool = new_pool()
+        try:
+            slow = asyncio.ensure_future(post(pool, endpoint(server.port), b'{"slow":1}'))
+            while not server.received:
+                await asyncio.sleep(0.01)
+            await post(pool, endpoint(server.port))  # on a second connection, idle afterwards
+            pool.close_idle()
+            await asyncio.sleep(0.05)
+            closed_meanwhile = list(server.closed)
+            release.set()
+            reply, body = await slow
+            assert (reply.status, body) == (200, CANNED_SSE)
+            await post(pool, endpoint(server.port))
+        finally:
+            pool.close()
+            listener.close()
+        return server, closed_meanwhile
+
+    server, closed_meanwhile = asyncio.run(main())
+    assert closed_meanwhile == [2]
+    assert [received.connection for received in server.received] == [1, 2, 1]
 
 
 # What a server may send on an idle keep-alive connection before it closes it.

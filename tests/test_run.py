@@ -29,6 +29,7 @@ from genai_prices import calc_price, extract_usage
 from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, iter_requests
 from batchstream.pricing import Pricer
 from batchstream.simulator import SimulatorConfig, SimulatorThread, expected_reply, request_key
+from batchstream.summary import summarize_file
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_inputs"
 HAIKU = "claude-haiku-4-5"
@@ -431,6 +432,38 @@ def test_resume_runs_only_what_is_missing_refuses_a_changed_input_and_restart_st
     assert sorted(got) == sorted(sent)
     for item_id, request in sent.items():
         assert_ok(got[item_id], request)
+    assert_summary(tmp_path / "in.results.summary.jsonl", rows)
+
+
+def test_a_resumed_runs_summary_equals_a_fresh_read_of_the_whole_results_file(
+    tmp_path: Path, simulator
+) -> None:
+    """A run counts its own lines as it writes them and reads back only the earlier runs' lines: together
+    they must be what reading the whole file gives, percentiles included, also once --ordered has moved
+    this run's lines in among the earlier ones."""
+    write_jsonl(tmp_path / "in.jsonl", SIX)
+    results = tmp_path / "in.results.jsonl"
+    first = run_cli("run", "in.jsonl", "-q", cwd=tmp_path, base_url=simulator.base_url)
+    assert first.returncode == 0, first.stderr
+    lines = {orjson.loads(line)["id"]: line for line in results.read_bytes().splitlines(keepends=True)}
+    results.write_bytes(lines["item-5"] + lines["item-4"] + lines["item-3"])  # the first three run again
+
+    resumed = run_cli("run", "in.jsonl", "--ordered", "-q", cwd=tmp_path, base_url=simulator.base_url)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert simulator.stats()["requests"] == 9
+    rows = read_jsonl(results)
+    assert [row["id"] for row in rows] == [line["id"] for line in SIX]
+    this_run_only = {"wall_time_s", "items_per_s", "output_tokens_per_s", "stopped"}
+    written = [
+        {k: v for k, v in line.items() if k not in this_run_only}
+        for line in read_jsonl(tmp_path / "in.results.summary.jsonl")
+    ]
+    fresh = [
+        {k: v for k, v in line.items() if k not in this_run_only} for line in summarize_file(results).lines()
+    ]
+    assert written == fresh
+    assert written[-1]["items"] == 6 and written[-1]["latency_p50_s"] is not None
     assert_summary(tmp_path / "in.results.summary.jsonl", rows)
 
 

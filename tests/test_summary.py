@@ -288,6 +288,29 @@ def test_summarize_file_skips_truncated_last_line(tmp_path: Path) -> None:
     assert summarize_file(path).lines() == build(mixed_results()).lines()
 
 
+def test_the_lines_before_an_offset_and_the_rest_absorbed_count_as_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.results.jsonl"
+    earlier, later = mixed_results()[:4], mixed_results()[4:]
+    write_jsonl(path, earlier)
+    end = path.stat().st_size
+    write_jsonl(path, earlier + later)
+
+    summary = summarize_file(path, end=end)
+    assert summary.lines() == build(earlier).lines()
+    summary.absorb(build(later))
+    assert summary.lines() == build(mixed_results()).lines() == summarize_file(path).lines()
+
+
+def test_an_id_retried_before_the_offset_counts_its_last_line_there(tmp_path: Path) -> None:
+    path = tmp_path / "r.results.jsonl"
+    failed = result("a", status="error", usage=None, cost=None, error={"type": "overloaded_error"})
+    retried = result("a", usage=usage(10, 20), cost=0.25)
+    write_jsonl(path, [failed, result("b", cost=0.5), retried])
+    end = path.stat().st_size
+    write_jsonl(path, [failed, result("b", cost=0.5), retried, result("a", cost=8.0)])
+    assert summarize_file(path, end=end).lines() == build([result("b", cost=0.5), retried]).lines()
+
+
 def test_summarize_file_rejects_a_bad_line_in_the_middle(tmp_path: Path) -> None:
     path = tmp_path / "r.results.jsonl"
     path.write_bytes(orjson.dumps(result("a")) + b"\n{oops\n" + orjson.dumps(result("b")) + b"\n")
