@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import ipaddress
 import socket
 import ssl
@@ -219,7 +220,7 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         # Connecting to an address, the name the certificate must carry is still the host's.
         server_hostname = host if tls is not None else None
-        addresses = await self._addresses(host, port)
+        addresses = [host] if _is_address(host) else await self._addresses(host, port)
         for address in addresses[:-1]:
             try:
                 transport, _ = await loop.create_connection(
@@ -232,22 +233,23 @@ class ConnectionPool:
             transport, _ = await loop.create_connection(
                 factory, addresses[-1], port, ssl=tls, server_hostname=server_hostname
             )
-        sock = transport.get_extra_info("socket")
-        for option in _KEEPALIVE:
-            sock.setsockopt(*option)
+        # uvloop hands out a stand-in socket that wraps the descriptor in a new socket object (and asks the
+        # kernel for its address) at every setsockopt: one real object for all the options is cheaper.
+        stand_in = transport.get_extra_info("socket")
+        sock = socket.socket(stand_in.family, stand_in.type, stand_in.proto, stand_in.fileno())
+        try:
+            for option in _KEEPALIVE:
+                sock.setsockopt(*option)
+        finally:
+            sock.detach()
         return transport
 
     async def _addresses(self, host: str, port: int) -> list[str]:
-        """The addresses of `host`, looked up once per 10 s however many connections open at once.
+        """The addresses of the name `host`, looked up once per 10 s however many connections open at once.
 
         asyncio would ask the resolver (in a thread) for every connection: a thousand lookups of the same
         name when the first wave of a large batch opens its connections.
         """
-        try:
-            ipaddress.ip_address(host)
-            return [host]
-        except ValueError:
-            pass
         now = time.monotonic()
         entry = self._resolved.get((host, port))
         if entry is None or entry[0] < now:
@@ -267,6 +269,16 @@ class ConnectionPool:
         if self._tls is None:
             self._tls = ssl.create_default_context()
         return self._tls
+
+
+@functools.lru_cache(maxsize=64)
+def _is_address(host: str) -> bool:
+    """Whether `host` is an IP address rather than a name: worked out once per host, not per connection."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class _TunnelReply(asyncio.Protocol):

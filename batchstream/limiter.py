@@ -14,9 +14,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-
-import anyio
+from typing import NamedTuple
 
 
 class TokenBucket:
@@ -57,11 +55,14 @@ class TokenBucket:
         self.tokens = min(self.tokens, remaining + age_s * self.rate)
 
 
-_HEADER_BUCKETS = ("requests", "input-tokens", "output-tokens")
+# Each bucket the headers describe, with the names of its two headers (built once: this runs per reply).
+_HEADER_BUCKETS = tuple(
+    (name, f"anthropic-ratelimit-{name}-limit", f"anthropic-ratelimit-{name}-remaining")
+    for name in ("requests", "input-tokens", "output-tokens")
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Ticket:
+class Ticket(NamedTuple):
     """One request's place among those sent: when, and how many requests and input tokens went before it
     (itself included). The rate-limit headers of its reply were counted when it arrived, so they do not
     yet count anything sent after it."""
@@ -90,7 +91,8 @@ class LaunchController:
         self._in_flight = 0
         self._paused_until = 0.0
         self._last_decrease = -math.inf
-        self._changed = anyio.Event()
+        self._changed = asyncio.Event()
+        self._waiting = 0  # callers in `_wait`: with none, a change has no one to wake
         self._user_set = {
             "requests": rpm is not None,
             "input-tokens": itpm is not None,
@@ -109,20 +111,26 @@ class LaunchController:
         return self._in_flight
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        # Twice per request (its release and its reply): a new event only when someone waits on this one.
+        if self._waiting:
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     async def _wait(self, timeout: float | None) -> None:
         changed = self._changed
-        if timeout is None:
-            await changed.wait()
-            return
-        # asyncio's timeout fires once. anyio's scope re-checks its deadline when its timer fires, and on
-        # uvloop, whose timers tick in whole milliseconds, a wait of a fraction of one (a bucket pacing
-        # hundreds of requests a second) became a busy loop of timers until the deadline passed.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+        self._waiting += 1
+        try:
+            if timeout is None:
                 await changed.wait()
+                return
+            # asyncio's timeout fires once. anyio's scope re-checks its deadline when its timer fires, and
+            # on uvloop, whose timers tick in whole milliseconds, a wait of a fraction of one (a bucket
+            # pacing hundreds of requests a second) became a busy loop of timers until the deadline passed.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await changed.wait()
+        finally:
+            self._waiting -= 1
 
     async def acquire(self, input_tokens: int, output_tokens: int) -> Ticket:
         """Wait until one more request may be sent now, then count it as in flight.
@@ -194,26 +202,28 @@ class LaunchController:
     def observe_headers(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
         """Learn the limits from a reply's headers; with the request's `ticket`, what was sent after it is
         taken off `remaining`: with many requests in flight, the reply's count is that many behind."""
-        sent_since = {"requests": 0, "input-tokens": 0}
+        requests_since = input_tokens_since = 0
         age_s = 0.0
         if ticket is not None:
             sent = self._sent
-            sent_since = {
-                "requests": sent.requests - ticket.requests,
-                "input-tokens": sent.input_tokens - ticket.input_tokens,
-            }
+            requests_since = sent.requests - ticket.requests
+            input_tokens_since = sent.input_tokens - ticket.input_tokens
             age_s = self._clock() - ticket.sent_at
-        for name in _HEADER_BUCKETS:
+        for name, limit_header, remaining_header in _HEADER_BUCKETS:
             if self._user_set[name]:
                 continue
-            limit = _number(headers.get(f"anthropic-ratelimit-{name}-limit"))
-            remaining = _number(headers.get(f"anthropic-ratelimit-{name}-remaining"))
+            limit = _number(headers.get(limit_header))
+            remaining = _number(headers.get(remaining_header))
             if limit is None or remaining is None or limit <= 0:
                 continue
+            if name == "requests":
+                remaining -= requests_since
+            elif name == "input-tokens":
+                remaining -= input_tokens_since
             bucket = self._buckets.get(name)
             if bucket is None:
                 bucket = self._buckets[name] = TokenBucket(limit, clock=self._clock)
-            bucket.observe(limit, remaining - sent_since.get(name, 0), age_s)
+            bucket.observe(limit, remaining, age_s)
         # No pause until the `-reset` time: that is when the whole bucket is full again, while the next
         # request fits much sooner; the bucket, now empty, already waits just that long.
 
