@@ -464,6 +464,21 @@ def other_load(seconds: float = 2.0) -> float:
     return 0.0 if total <= 0 else 1.0 - (idle1 - idle0) / total
 
 
+def python_speed_ms() -> float:
+    """Milliseconds a fixed pure-Python loop takes here and now (best of 5).
+
+    A shared host can run the same virtual machine a third slower for minutes at a time without any
+    process in it being busier, and every CPU and wall-time figure moves with it: this is the yardstick
+    that shows when.
+    """
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(range(1_000_000))
+        best = min(best, time.perf_counter() - started)
+    return 1e3 * best
+
+
 def machine_busy_s() -> float:
     """CPU-seconds the whole machine has spent busy (all CPUs, from /proc/stat), for interference checks."""
     try:

@@ -80,6 +80,7 @@ class Scenario:
     seconds: float = 0.0
     busy_before: float | None = None
     others_cpu_s: float | None = None
+    python_ms: float | None = None  # `harness.python_speed_ms()` just before the scenario
     error: str | None = None
 
 
@@ -237,6 +238,8 @@ def results_markdown(
             busy += (
                 f" and used {scenario.others_cpu_s:.0f} CPU-s ({100 * share:.0f}% of the machine) during it"
             )
+        if scenario.python_ms is not None:
+            busy += f"; a fixed pure-Python loop took {scenario.python_ms:.1f} ms just before it"
         out += [f"- scenario wall time: {scenario.seconds:.0f} s{busy}", ""]
     return "\n".join(out)
 

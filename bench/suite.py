@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .harness import BenchError, machine_busy_s, other_load, own_cpu_s
+from .harness import BenchError, machine_busy_s, other_load, own_cpu_s, python_speed_ms
 from .report import Scenario, code_version, results_markdown, text_table, write_results
 from .scenarios import SCENARIOS, Context, log, measure_startup
 
@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         measure_startup(ctx)
         for index, name in enumerate(names, 1):
             busy = _quiet_enough(args.wait_quiet)
-            log(f"[{index}/{len(names)}] {name} (other processes busy: {100 * busy:.0f}% of the CPUs)")
+            python_ms = python_speed_ms()
+            log(
+                f"[{index}/{len(names)}] {name} (other processes busy: {100 * busy:.0f}% of the CPUs; "
+                f"Python speed check {python_ms:.1f} ms)"
+            )
             began = time.monotonic()
             busy_at, own_at = machine_busy_s(), own_cpu_s()
             try:
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 scenario = Scenario(name, name, "", error=f"{type(exc).__name__}: {exc}"[:2000])
             scenario.seconds = time.monotonic() - began
             scenario.busy_before = busy
+            scenario.python_ms = python_ms
             # Machine-wide busy time less this suite's own (itself, clients, launchers, simulators).
             scenario.others_cpu_s = max(0.0, (machine_busy_s() - busy_at) - (own_cpu_s() - own_at))
             scenarios.append(scenario)
@@ -104,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in scenarios:
         print(
             f"\n{scenario.title} ({scenario.seconds:.0f} s; other processes used "
-            f"{scenario.others_cpu_s or 0:.0f} CPU-s meanwhile)"
+            f"{scenario.others_cpu_s or 0:.0f} CPU-s meanwhile; "
+            f"Python speed check {scenario.python_ms or 0:.1f} ms)"
         )
         if scenario.error:
             print(f"  FAILED: {scenario.error}")
