@@ -10,6 +10,10 @@ replies, long tool-use input (accumulator linearity, in-process and over the wir
 streams (event-loop lag and the progress display's CPU), a 200,000-line input and its resume, wall-time
 efficiency under a fixed latency, and a requests-per-minute limit.
 
+Before each scenario the suite times a fixed pure-Python loop and reports it: on a shared host the same
+machine can run a third slower for minutes, with no process inside it any busier, and every CPU and
+wall-time figure moves with it.
+
 `--only NAME` runs one scenario (printed, not written to RESULTS.md unless `--results PATH`); `--slow` adds
 the naive client to the over-the-wire tool-use runs (minutes); `--wait-quiet S` waits for other processes
 to leave the CPUs idle before each scenario, as the figures assume a quiet machine.
