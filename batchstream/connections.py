@@ -322,12 +322,16 @@ class _Connection(asyncio.Protocol):
         self._stall_timeout = stall_timeout
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
+        # The body's pieces are collected, and handed on once per read (`_deliver`): the API sends one
+        # chunk per event, so a read often holds many, and the sink's work per call is then paid once
+        # rather than per event. The parser calls the list's own append: no Python frame per chunk.
+        self._body: list[bytes] = []
+        self.on_body = self._body.append
         self._parser = httptools.HttpResponseParser(self)
         self.reusable = False
         # One exchange's state.
         self._done: asyncio.Future[None] | None = None
         self._sink: BodySink = _discard
-        self._body: list[bytes] = []
         self._caller_sink: BodySink = _discard
         self._headers: list[tuple[str, str]] = []
         self._header_map: dict[str, str] = {}
@@ -425,11 +429,6 @@ class _Connection(asyncio.Protocol):
             self._sink = self._inflate
         else:
             raise ConnectionLost(f"the reply is encoded as {encoding!r}, which was not asked for")
-
-    def on_body(self, body: bytes) -> None:
-        # Collected, and handed on once per read (`_deliver`): the API sends one chunk per event, so a read
-        # often holds many, and the sink's work per call is then paid once rather than per event.
-        self._body.append(body)
 
     def _deliver(self) -> None:
         body = self._body
