@@ -317,6 +317,30 @@ async def _open_tunnel(transport: asyncio.Transport, endpoint: Endpoint, proxy: 
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; `exchange` runs one request on it, parsing the reply as it arrives."""
 
+    __slots__ = (
+        "_body",
+        "_caller_sink",
+        "_done",
+        "_error_body",
+        "_framed",
+        "_header_map",
+        "_headers",
+        "_headers_done",
+        "_inflated",
+        "_inflater",
+        "_last_read",
+        "_loop",
+        "_open",
+        "_parser",
+        "_sink",
+        "_stall_timeout",
+        "_stall_timer",
+        "_status",
+        "_transport",
+        "on_body",
+        "reusable",
+    )
+
     def __init__(self, open_connections: set[_Connection], stall_timeout: float) -> None:
         self._open = open_connections
         self._stall_timeout = stall_timeout
