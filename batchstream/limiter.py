@@ -202,28 +202,24 @@ class LaunchController:
     def observe_headers(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
         """Learn the limits from a reply's headers; with the request's `ticket`, what was sent after it is
         taken off `remaining`: with many requests in flight, the reply's count is that many behind."""
-        requests_since = input_tokens_since = 0
+        # Sent since the ticket, per bucket in `_HEADER_BUCKETS` order (output tokens are counted afterwards).
+        sent_since = (0, 0, 0)
         age_s = 0.0
         if ticket is not None:
             sent = self._sent
-            requests_since = sent.requests - ticket.requests
-            input_tokens_since = sent.input_tokens - ticket.input_tokens
+            sent_since = (sent.requests - ticket.requests, sent.input_tokens - ticket.input_tokens, 0)
             age_s = self._clock() - ticket.sent_at
-        for name, limit_header, remaining_header in _HEADER_BUCKETS:
+        for (name, limit_header, remaining_header), since in zip(_HEADER_BUCKETS, sent_since, strict=True):
             if self._user_set[name]:
                 continue
             limit = _number(headers.get(limit_header))
             remaining = _number(headers.get(remaining_header))
             if limit is None or remaining is None or limit <= 0:
                 continue
-            if name == "requests":
-                remaining -= requests_since
-            elif name == "input-tokens":
-                remaining -= input_tokens_since
             bucket = self._buckets.get(name)
             if bucket is None:
                 bucket = self._buckets[name] = TokenBucket(limit, clock=self._clock)
-            bucket.observe(limit, remaining, age_s)
+            bucket.observe(limit, remaining - since, age_s)
         # No pause until the `-reset` time: that is when the whole bucket is full again, while the next
         # request fits much sooner; the bucket, now empty, already waits just that long.
 

@@ -368,7 +368,7 @@ class _Run:
             self.writer = ResultWriter(self.output, tee_stdout=config.stdout)
             earlier_bytes = self.writer.size
             # This run's lines are counted as they are written, so the summary reads back only what earlier
-            # runs wrote: at the end of a run it is on the way out, after the last reply.
+            # runs wrote: that reading comes after the last reply, where it adds to the run's wall time.
             self._counted = SummaryBuilder()
             try:
                 if plan.already_done < plan.total:
