@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -135,21 +135,30 @@ class Pricer:
         """USD for one call, or None when there is no usage or no price for the model."""
         if not isinstance(usage, Mapping):
             return None
-        rates = self._file_rates.get(model)
+        speed = usage.get("speed")
+        rates = self._rates(model, speed if isinstance(speed, str) else None)
         if rates is None:
-            speed = usage.get("speed")
-            key = (model, speed if isinstance(speed, str) else None)
-            try:
-                rates = self._genai_rates[key]
-            except KeyError:
-                rates = self._genai_rates[key] = self._lookup(*key)
-            if rates is None:
-                return None
+            return None
         try:
             return float(rates.bill(usage))
         except ValueError as exc:
             self._warn_once(model, f"cannot price usage for model {model!r} ({exc}): cost_usd is null")
             return None
+
+    def prepare(self, models: Iterable[str]) -> None:
+        """Look the models up now: the first lookup loads genai-prices' table, which takes ~16 ms."""
+        for model in models:
+            self._rates(model, None)
+
+    def _rates(self, model: str, speed: str | None) -> _Rates | None:
+        rates = self._file_rates.get(model)
+        if rates is not None:
+            return rates
+        try:
+            return self._genai_rates[model, speed]
+        except KeyError:
+            rates = self._genai_rates[model, speed] = self._lookup(model, speed)
+            return rates
 
     def _lookup(self, model: str, speed: str | None) -> _Rates | None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
 import random
 import signal
@@ -217,14 +218,29 @@ class _LineMask:
     def __contains__(self, line: object) -> bool:
         return isinstance(line, int) and line < len(self._bits) and self._bits[line] == 1
 
+    def __bool__(self) -> bool:
+        return bool(self._bits)
+
 
 @dataclass
 class _Plan:
     spent_usd: float  # what the recorded results cost, for --max-cost
+    # The lines to run: the first wave's requests as planning read them (memory bounded by --concurrency,
+    # and not read a second time, which would hold up the first wave), then the rest by line number.
+    first: list[Request] = field(default_factory=list)
     todo: _LineMask = field(default_factory=_LineMask)
+    models: set[str] = field(default_factory=set)  # of the lines to run
     total: int = 0
     already_done: int = 0
     recorded_errors: int = 0
+
+    def to_run(self, item: Request | Unchanged, model: str, wave: int) -> None:
+        self.models.add(model)
+        # In file order: the first wave ends at the first line it cannot take.
+        if isinstance(item, Request) and len(self.first) < wave and not self.todo:
+            self.first.append(item)
+        else:
+            self.todo.add(item.line)
 
 
 class _Run:
@@ -282,6 +298,7 @@ class _Run:
         # Lines unchanged since their result was recorded come as Unchanged, not validated again; with
         # nothing recorded there is nothing to look up.
         recorded = checkpoint.line_hash if len(checkpoint) else None
+        wave = self.config.concurrency
         for item in self._owned(iter_requests(self.config.input, self.config.defaults, recorded=recorded)):
             plan.total += 1
             model = item.model if isinstance(item, Unchanged) else item.params["model"]
@@ -290,12 +307,12 @@ class _Run:
                 priced.add(model)
             seen = checkpoint.get(item.id)
             if seen is None:
-                plan.todo.add(item.line)
+                plan.to_run(item, model, wave)
                 continue
             if isinstance(item, Request) and seen.request_hash != item.request_hash:
                 mismatched.append(item.id)
             elif seen.error and self.config.retry_errors:
-                plan.todo.add(item.line)
+                plan.to_run(item, model, wave)
             else:
                 plan.already_done += 1
             if seen.error:
@@ -410,6 +427,8 @@ class _Run:
         # Its long-lived objects are frozen out of the collector's way like everything before (run_batch).
         from .stream import StreamClient
 
+        # Loading the price table on the first reply instead would hold up every reply queued behind it.
+        self.pricer.prepare(plan.models)
         gc.freeze()
         config = self.config
         # Each connection is an open file; with --simulate, so is the simulator's end of it.
@@ -438,13 +457,13 @@ class _Run:
                     outer.start_soon(self._watch_signals)
                 outer.start_soon(self._sync_every_second)
                 outer.start_soon(self._tick_progress)
-                await self._dispatch(plan.todo)
+                await self._dispatch(plan)
                 outer.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.client.aclose()
 
-    async def _dispatch(self, todo: _LineMask) -> None:
+    async def _dispatch(self, plan: _Plan) -> None:
         """Up to `--concurrency` workers, each running items one after another until none are left.
 
         A worker per slot, not a task per item: over a long batch, starting a task for every one of hundreds
@@ -456,7 +475,7 @@ class _Run:
         12 ms at 1,000 workers. A stop still reaches them: cancelling the run's scope cancels this task,
         and the task group then cancels its tasks and waits for them.
         """
-        requests = self._requests(todo)
+        requests = itertools.chain(plan.first, self._requests(plan.todo) if plan.todo else ())
         taking = asyncio.Lock()
         async with asyncio.TaskGroup() as workers:
             for _ in range(self.config.concurrency):

@@ -121,6 +121,18 @@ def test_unknown_model_warns_once_per_model() -> None:
     ]
 
 
+def test_prepare_looks_models_up_before_any_reply_and_warns_then_not_again() -> None:
+    warnings: list[str] = []
+    pricer = Pricer(warn=warnings.append)
+    pricer.prepare(["claude-haiku-4-5", "mystery-model"])
+    assert warnings == [
+        "no price known for model 'mystery-model': cost_usd is null (give prices with --price-file)"
+    ]
+    assert pricer.cost("mystery-model", PLAIN) is None
+    assert pricer.cost("claude-haiku-4-5", PLAIN) == genai_figure("claude-haiku-4-5", PLAIN)
+    assert len(warnings) == 1
+
+
 @pytest.mark.parametrize(
     "usage",
     [

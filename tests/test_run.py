@@ -574,6 +574,39 @@ def test_errors_give_exit_1_and_run_again_only_with_retry_errors(tmp_path: Path,
     assert total["errors_by_type"] == {"invalid_request_error": 1}
 
 
+def test_items_launch_once_each_in_file_order_from_the_first_wave_to_the_rest(
+    tmp_path: Path, simulator
+) -> None:
+    """The first wave's requests are the ones planning read; the rest are read again from the input.
+
+    At concurrency 1 results are written in launch order, so the file shows where the two meet.
+    """
+    lines = [{"id": f"o{n}", "prompt": f"Ordered {n}."} for n in range(8)]
+    lines[1]["prompt"] = "Refuse me [[sim status=400]]"
+    write_jsonl(tmp_path / "in.jsonl", lines)
+    results = tmp_path / "in.results.jsonl"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("run", "in.jsonl", "-q", "-c", "1", *args, cwd=tmp_path, base_url=simulator.base_url)
+
+    first = run()
+
+    assert first.returncode == 1, first.stderr
+    assert [row["id"] for row in read_jsonl(results)] == [line["id"] for line in lines]
+    assert simulator.stats()["requests"] == 8
+
+    # o5 and o6 lost; o1's error runs again. o1's line is unchanged since its result, so planning does not
+    # read it in full: the first wave must not jump ahead of it to o5.
+    rows = results.read_bytes().splitlines(keepends=True)
+    results.write_bytes(b"".join(row for n, row in enumerate(rows) if n not in (5, 6)))
+
+    retried = run("--retry-errors")
+
+    assert retried.returncode == 1, retried.stderr
+    assert [row["id"] for row in read_jsonl(results)] == ["o0", "o2", "o3", "o4", "o7", "o1", "o5", "o6"]
+    assert simulator.stats()["requests"] == 11
+
+
 def test_a_run_killed_part_way_resumes_without_paying_twice(tmp_path: Path, simulator_factory) -> None:
     lines = [{"id": f"k{n:02d}", "prompt": f"Slow item {n}."} for n in range(30)]
     write_jsonl(tmp_path / "in.jsonl", lines)
