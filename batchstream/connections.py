@@ -31,6 +31,8 @@ from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import httptools
 
+from .deadline import Deadline
+
 BodySink = Callable[[bytes], None]
 
 # How long a looked-up address is used for new connections (aiohttp's default too).
@@ -178,7 +180,7 @@ class ConnectionPool:
             if connection.reusable:
                 return connection
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            with Deadline(self._connect_timeout):
                 return await self._connect(endpoint)
         except TimeoutError:
             where = endpoint.proxy or endpoint

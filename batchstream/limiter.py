@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+from .deadline import Deadline
+
 
 class TokenBucket:
     """Continuously refilled budget; it may go into debt (output tokens are only known afterwards)."""
@@ -123,12 +125,11 @@ class LaunchController:
             if timeout is None:
                 await changed.wait()
                 return
-            # asyncio's timeout fires once. anyio's scope re-checks its deadline when its timer fires, and
-            # on uvloop, whose timers tick in whole milliseconds, a wait of a fraction of one (a bucket
-            # pacing hundreds of requests a second) became a busy loop of timers until the deadline passed.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await changed.wait()
+            # A Deadline fires once. anyio's scope re-checks its deadline when its timer fires, and on
+            # uvloop, whose timers tick in whole milliseconds, a wait of a fraction of one (a bucket pacing
+            # hundreds of requests a second) became a busy loop of timers until the deadline passed.
+            with contextlib.suppress(TimeoutError), Deadline(timeout):
+                await changed.wait()
         finally:
             self._waiting -= 1
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from .budget import Budget
+from .deadline import Deadline
 from .errors import (
     BatchstreamError,
     ExitCode,
@@ -598,9 +599,9 @@ class _Run:
                 controller.release()
                 return None
             try:
-                # asyncio's own timeout, not an anyio cancel scope: this is once per request, and anyio's
-                # scope costs several times as much. Both cancel the same way, so a stop still gets through.
-                async with asyncio.timeout(config.timeout) as deadline:
+                # Not an anyio cancel scope, which costs several times as much; both cancel the same way, so
+                # a stop still gets through.
+                with Deadline(config.timeout) as deadline:
                     outcome = await self.client.stream(request)
             except BatchstreamError as exc:  # the set-up is unusable (a proxy it cannot reach, say)
                 controller.release()
