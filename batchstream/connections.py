@@ -39,11 +39,12 @@ BodySink = Callable[[bytes], None]
 _DNS_TTL_S = 10.0
 # TCP keep-alive as the SDK's own client sets it: a connection idle in the pool, or a stream in a long
 # pause, is probed after 60 s, so one a middlebox dropped is found out rather than waited on.
+_KEEPALIVE_IDLE_S = 60
 _KEEPALIVE = [
     (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
     *(
         (socket.IPPROTO_TCP, getattr(socket, name), value)
-        for name, value in (("TCP_KEEPINTVL", 60), ("TCP_KEEPCNT", 5), ("TCP_KEEPIDLE", 60))
+        for name, value in (("TCP_KEEPINTVL", 60), ("TCP_KEEPCNT", 5), ("TCP_KEEPIDLE", _KEEPALIVE_IDLE_S))
         if hasattr(socket, name)
     ),
 ]
@@ -142,6 +143,10 @@ class ConnectionPool:
         self._open: set[_Connection] = set()
         self._tls: ssl.SSLContext | None = None
         self._resolved: dict[tuple[str, int], tuple[float, asyncio.Future[list[Any]]]] = {}
+        # In an exchange a silent peer is found out by the stall check, before keep-alive's first probe
+        # unless the check waits longer. So keep-alive is set when a connection first goes idle, not as
+        # it opens: ~6 µs less per connection on the first wave, which opens one per concurrent item.
+        self._keepalive_at_open = stall_timeout > _KEEPALIVE_IDLE_S
 
     async def post(self, endpoint: Endpoint, body: bytes, sink: BodySink) -> Reply:
         """Send `body` and wait for the whole reply; a success's body goes to `sink` as it arrives."""
@@ -157,6 +162,8 @@ class ConnectionPool:
                 connection.abort()
                 raise
             if connection.reusable:
+                if not connection.kept_alive:
+                    connection.keep_alive()
                 self._idle.setdefault(endpoint, []).append(connection)
             else:
                 connection.abort()
@@ -181,12 +188,15 @@ class ConnectionPool:
                 return connection
         try:
             with Deadline(self._connect_timeout):
-                return await self._connect(endpoint)
+                connection = await self._connect(endpoint)
         except TimeoutError:
             where = endpoint.proxy or endpoint
             raise ConnectionLost(
                 f"no connection to {where.host}:{where.port} within {self._connect_timeout:g} s"
             ) from None
+        if self._keepalive_at_open:
+            connection.keep_alive()
+        return connection
 
     async def _connect(self, endpoint: Endpoint) -> _Connection:
         proxy = endpoint.proxy
@@ -235,15 +245,6 @@ class ConnectionPool:
             transport, _ = await loop.create_connection(
                 factory, addresses[-1], port, ssl=tls, server_hostname=server_hostname
             )
-        # uvloop hands out a stand-in socket that wraps the descriptor in a new socket object (and asks the
-        # kernel for its address) at every setsockopt: one real object for all the options is cheaper.
-        stand_in = transport.get_extra_info("socket")
-        sock = socket.socket(stand_in.family, stand_in.type, stand_in.proto, stand_in.fileno())
-        try:
-            for option in _KEEPALIVE:
-                sock.setsockopt(*option)
-        finally:
-            sock.detach()
         return transport
 
     async def _addresses(self, host: str, port: int) -> list[str]:
@@ -339,6 +340,7 @@ class _Connection(asyncio.Protocol):
         "_stall_timer",
         "_status",
         "_transport",
+        "kept_alive",
         "on_body",
         "reusable",
     )
@@ -355,6 +357,7 @@ class _Connection(asyncio.Protocol):
         self.on_body = self._body.append
         self._parser = httptools.HttpResponseParser(self)
         self.reusable = False
+        self.kept_alive = False
         # One exchange's state.
         self._done: asyncio.Future[None] | None = None
         self._sink: BodySink = _discard
@@ -388,6 +391,20 @@ class _Connection(asyncio.Protocol):
             self._caller_sink = _discard
             self._stall_timer.cancel()
         return Reply(self._status, self._header_map, self._headers, b"".join(self._error_body))
+
+    def keep_alive(self) -> None:
+        if self._transport is None:
+            return
+        # uvloop hands out a stand-in socket that wraps the descriptor in a new socket object (and asks the
+        # kernel for its address) at every setsockopt: one real object for all the options is cheaper.
+        stand_in = self._transport.get_extra_info("socket")
+        sock = socket.socket(stand_in.family, stand_in.type, stand_in.proto, stand_in.fileno())
+        try:
+            for option in _KEEPALIVE:
+                sock.setsockopt(*option)
+        finally:
+            sock.detach()
+        self.kept_alive = True
 
     def abort(self) -> None:
         self.reusable = False

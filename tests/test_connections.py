@@ -22,7 +22,7 @@ import pytest
 import trustme
 from conftest import CANNED_SSE, cli_env, read_jsonl, run_cli, write_jsonl
 
-from batchstream.connections import ConnectionLost, ConnectionPool, Endpoint, Reply, StallTimeout
+from batchstream.connections import ConnectionLost, ConnectionPool, Endpoint, Reply, StallTimeout, _Connection
 from batchstream.errors import UsageError
 from batchstream.inputs import Request
 from batchstream.retry import classify
@@ -622,6 +622,37 @@ def test_connections_use_tcp_keepalive_as_the_sdk_does() -> None:
             listener.close()
 
     assert asyncio.run(main()) == [1, 60, 60, 5]
+
+
+@pytest.mark.parametrize(("stall", "in_exchange"), [(61.0, 1), (60.0, 0)])
+def test_keepalive_is_on_in_an_exchange_only_if_the_stall_check_waits_past_its_first_probe(
+    stall: float, in_exchange: int
+) -> None:
+    """Keep-alive probes a silent peer after 60 s; a stall check that gives up sooner finds it out first."""
+
+    def keepalive(connection: _Connection) -> int:
+        sock = connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+
+    async def main() -> tuple[int, int]:
+        server, listener = await serve(canned(FRAMINGS["chunked"]))
+        pool = new_pool(stall)
+        during: list[int] = []
+
+        def sink(chunk: bytes) -> None:
+            if not during:
+                [connection] = pool._open
+                during.append(keepalive(connection))
+
+        try:
+            await pool.post(endpoint(server.port), b"{}", sink)
+            [connection] = pool._idle[endpoint(server.port)]
+            return during[0], keepalive(connection)
+        finally:
+            pool.close()
+            listener.close()
+
+    assert asyncio.run(main()) == (in_exchange, 1)
 
 
 def test_a_proxy_the_direct_transport_cannot_use_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
