@@ -382,14 +382,14 @@ class _Connection(asyncio.Protocol):
         self._inflater = None
         done = self._done = self._loop.create_future()
         self._last_read = time.monotonic()
-        self._stall_timer = self._loop.call_later(self._stall_timeout, self._check_stall)
+        if self._stall_timer is None:
+            self._stall_timer = self._loop.call_later(self._stall_timeout, self._check_stall)
         self._transport.write(request)
         try:
             await done
         finally:
             self._done = None
             self._caller_sink = _discard
-            self._stall_timer.cancel()
         return Reply(self._status, self._header_map, self._headers, b"".join(self._error_body))
 
     def keep_alive(self) -> None:
@@ -408,8 +408,14 @@ class _Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.reusable = False
+        self._stop_stall_timer()
         if self._transport is not None:
             self._transport.abort()
+
+    def _stop_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
 
     # asyncio.Protocol
 
@@ -434,6 +440,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.reusable = False
         self._transport = None
+        self._stop_stall_timer()
         self._open.discard(self)
         if self._done is None or self._done.done():
             return
@@ -506,7 +513,11 @@ class _Connection(asyncio.Protocol):
         self.abort()
 
     def _check_stall(self) -> None:
-        # One timer per exchange, moved on only when it fires: cheaper than re-arming one on every read.
+        # One timer per connection, moved on only when it fires: cheaper than re-arming one on every read,
+        # or setting one for every exchange. Between exchanges it lapses, and the next exchange sets it.
+        if self._done is None:
+            self._stall_timer = None
+            return
         idle = time.monotonic() - self._last_read
         if idle >= self._stall_timeout:
             self._fail(StallTimeout(f"no data received for {self._stall_timeout:g} s"))

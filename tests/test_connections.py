@@ -364,6 +364,37 @@ def test_silence_longer_than_the_stall_timeout_is_a_stall() -> None:
     assert 0.2 <= waited < 2
 
 
+@pytest.mark.parametrize("idle", [0.2, 0.4])
+def test_a_reused_connection_gets_the_whole_stall_timeout_from_the_start_of_its_exchange(idle: float) -> None:
+    """The stall timer outlives an exchange: idle for part of a timeout or for more than one, the next
+    exchange on the connection is still given the whole timeout from its own start."""
+    replies = iter([FRAMINGS["chunked"]])
+
+    async def first_then_silent(received: Received) -> bytes | None:
+        return next(replies, None)
+
+    async def main() -> tuple[BaseException, float, int]:
+        server, listener = await serve(first_then_silent)
+        pool = new_pool(stall=0.3)
+        try:
+            await post(pool, endpoint(server.port))
+            await asyncio.sleep(idle)
+            started = time.monotonic()
+            try:
+                await post(pool, endpoint(server.port))
+            except StallTimeout as exc:
+                return exc, time.monotonic() - started, server.connections
+            raise AssertionError("the silent exchange succeeded")
+        finally:
+            pool.close()
+            listener.close()
+
+    error, waited, connections = asyncio.run(main())
+    assert str(error) == "no data received for 0.3 s"
+    assert connections == 1
+    assert 0.3 <= waited < 2
+
+
 def test_a_slow_stream_that_keeps_sending_is_not_a_stall() -> None:
     events = [event + b"\n\n" for event in CANNED_SSE.split(b"\n\n")[:-1]]
 
