@@ -494,9 +494,8 @@ class _Run:
             async with taking:
                 item = await self._next_item(requests)
             if item is None:
-                # Nothing is left to launch, so an idle connection would only wait for the end of the run,
-                # where closing a thousand of them at once holds up the exit.
-                self.client.close_idle()
+                # Nothing is left to launch: connections close as they go idle, not all at the exit.
+                self.client.drain()
                 return
             await self._run_item(*item)
 

@@ -137,10 +137,11 @@ class StreamClient:
         self._pool: ConnectionPool | None = None
         self._templates: dict[tuple[str, ...], _Template] = {}
 
-    def close_idle(self) -> None:
-        """Close the connections no stream is using (the direct transport's; the SDK keeps its own)."""
+    def drain(self) -> None:
+        """Nothing more is to be sent: close the direct transport's connections as they go idle (the SDK
+        keeps its own)."""
         if self._pool is not None:
-            self._pool.close_idle()
+            self._pool.drain()
 
     async def aclose(self) -> None:
         if self._pool is not None:

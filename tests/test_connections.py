@@ -217,8 +217,8 @@ def test_a_connection_is_reused_while_the_server_keeps_it_open(framing: str, con
     assert [received.connection for received in asyncio.run(main()).received] == connections
 
 
-def test_close_idle_closes_the_idle_connections_and_leaves_those_in_use() -> None:
-    async def main() -> tuple[Server, list[int]]:
+def test_drain_closes_idle_connections_now_and_busy_ones_once_their_reply_is_in() -> None:
+    async def main() -> tuple[Server, list[int], list[int]]:
         release = asyncio.Event()
 
         async def answer(received: Received) -> bytes:
@@ -233,21 +233,25 @@ def test_close_idle_closes_the_idle_connections_and_leaves_those_in_use() -> Non
             while not server.received:
                 await asyncio.sleep(0.01)
             await post(pool, endpoint(server.port))  # on a second connection, idle afterwards
-            pool.close_idle()
+            pool.drain()
             await asyncio.sleep(0.05)
-            closed_meanwhile = list(server.closed)
+            closed_while_busy = list(server.closed)
             release.set()
             reply, body = await slow
             assert (reply.status, body) == (200, CANNED_SSE)
-            await post(pool, endpoint(server.port))
+            await asyncio.sleep(0.05)
+            closed_after_reply = list(server.closed)
+            # A retry after the drain still gets through, on a new connection.
+            assert (await post(pool, endpoint(server.port)))[1] == CANNED_SSE
         finally:
             pool.close()
             listener.close()
-        return server, closed_meanwhile
+        return server, closed_while_busy, closed_after_reply
 
-    server, closed_meanwhile = asyncio.run(main())
-    assert closed_meanwhile == [2]
-    assert [received.connection for received in server.received] == [1, 2, 1]
+    server, closed_while_busy, closed_after_reply = asyncio.run(main())
+    assert closed_while_busy == [2]
+    assert closed_after_reply == [2, 1]
+    assert [received.connection for received in server.received] == [1, 2, 3]
 
 
 # What a server may send on an idle keep-alive connection before it closes it.
