@@ -20,38 +20,41 @@ from .deadline import Deadline
 
 
 class TokenBucket:
-    """Continuously refilled budget; it may go into debt (output tokens are only known afterwards)."""
+    """Continuously refilled budget; it may go into debt (output tokens are only known afterwards).
 
-    __slots__ = ("_clock", "_stamp", "capacity", "rate", "tokens")
+    The caller passes the time: the launch controller reads its clock once per decision, not once per
+    bucket and step, on a path every request takes.
+    """
 
-    def __init__(self, per_minute: float, *, clock: Callable[[], float], burst_s: float = 60.0) -> None:
+    __slots__ = ("_stamp", "capacity", "rate", "tokens")
+
+    def __init__(self, per_minute: float, now: float, *, burst_s: float = 60.0) -> None:
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate * burst_s)
         self.tokens = self.capacity
-        self._clock = clock
-        self._stamp = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
-    def wait_time(self, amount: float) -> float:
-        self._refill()
+    def _refill(self, now: float) -> None:
+        tokens = self.tokens + (now - self._stamp) * self.rate
+        self.tokens = tokens if tokens < self.capacity else self.capacity
+        self._stamp = now
+
+    def wait_time(self, amount: float, now: float) -> float:
+        self._refill(now)
         # A request larger than the whole bucket could never fit: let it go once the bucket is full.
-        needed = min(amount, self.capacity) - self.tokens
+        needed = (amount if amount < self.capacity else self.capacity) - self.tokens
         return 0.0 if needed <= 0 else needed / self.rate
 
-    def take(self, amount: float) -> None:
-        self._refill()
+    def take(self, amount: float, now: float) -> None:
+        self._refill(now)
         self.tokens -= amount
 
-    def observe(self, limit: float, remaining: float, age_s: float = 0.0) -> None:
+    def observe(self, limit: float, remaining: float, age_s: float, now: float) -> None:
         """Trust the server's view when it says fewer remain than we think.
 
         `remaining` was counted `age_s` ago; the bucket has refilled since.
         """
-        self._refill()
+        self._refill(now)
         self.rate = limit / 60.0
         self.capacity = max(1.0, limit)
         self.tokens = min(self.tokens, remaining + age_s * self.rate)
@@ -95,18 +98,24 @@ class LaunchController:
         self._last_decrease = -math.inf
         self._changed = asyncio.Event()
         self._waiting = 0  # callers in `_wait`: with none, a change has no one to wake
-        self._user_set = {
-            "requests": rpm is not None,
-            "input-tokens": itpm is not None,
-            "output-tokens": otpm is not None,
+        user_set = {"requests": rpm, "input-tokens": itpm, "output-tokens": otpm}
+        # The buckets the headers may teach, each with its headers and its place in a `sent_since`.
+        self._learned = tuple(
+            (name, limit_header, remaining_header, index)
+            for index, (name, limit_header, remaining_header) in enumerate(_HEADER_BUCKETS)
+            if user_set[name] is None
+        )
+        now = clock()
+        self._buckets: dict[str, TokenBucket] = {
+            # A user cap is a promise not to exceed it: allow only a few seconds' burst.
+            name: TokenBucket(limit, now, burst_s=5.0)
+            for name, limit in user_set.items()
+            if limit is not None
         }
-        self._buckets: dict[str, TokenBucket] = {}
-        self._sent = Ticket(clock(), 0, 0)
+        self._sent = Ticket(now, 0, 0)
         self._turn = asyncio.Lock()
-        for name, limit in (("requests", rpm), ("input-tokens", itpm), ("output-tokens", otpm)):
-            if limit is not None:
-                # A user cap is a promise not to exceed it: allow only a few seconds' burst.
-                self._buckets[name] = TokenBucket(limit, clock=clock, burst_s=5.0)
+        self._queued = 0  # callers taking turns on `_turn`
+        self._wait_s = 0.0  # how long the buckets or a pause said to wait, at the last `_try_take`
 
     @property
     def in_flight(self) -> int:
@@ -139,40 +148,58 @@ class LaunchController:
         Callers take turns (`_turn`, first come first served), and only the one whose turn it is waits on
         the window and the buckets. With every caller polling, a bucket that paces hundreds of requests a
         second woke all of them on every change and every timer, and the waiting alone took a whole core.
+        With no one waiting and nothing to wait for, the turn is taken and given back without a lock: the
+        lock would not have suspended either, and this runs for every request.
         """
-        async with self._turn:
-            while True:
-                if self._in_flight >= max(1, int(self.window)):
-                    await self._wait(None)
-                    continue
-                wait = self._paused_until - self._clock()
-                requests = self._buckets.get("requests")
-                if requests is not None:
-                    wait = max(wait, requests.wait_time(1))
-                inputs = self._buckets.get("input-tokens")
-                if inputs is not None:
-                    wait = max(wait, inputs.wait_time(input_tokens))
-                outputs = self._buckets.get("output-tokens")
-                if outputs is not None:
-                    wait = max(wait, outputs.wait_time(output_tokens))
-                if wait > 0:
-                    await self._wait(wait)
-                    continue
-                break
+        ticket = None if self._queued else self._try_take(input_tokens, output_tokens)
+        if ticket is None:
+            self._queued += 1
+            try:
+                async with self._turn:
+                    while (ticket := self._try_take(input_tokens, output_tokens)) is None:
+                        if self._in_flight >= max(1, int(self.window)):
+                            await self._wait(None)
+                        else:
+                            await self._wait(self._wait_s)
+            finally:
+                self._queued -= 1
+        return ticket
+
+    def _try_take(self, input_tokens: int, output_tokens: int) -> Ticket | None:
+        """Count one more request as sent if the window and the buckets allow it now; else note the wait."""
+        if self._in_flight >= max(1, int(self.window)):
+            return None
+        now = self._clock()
+        wait = self._paused_until - now
+        buckets = self._buckets
+        requests, inputs, outputs = (
+            buckets.get("requests"),
+            buckets.get("input-tokens"),
+            buckets.get("output-tokens"),
+        )
+        if requests is not None:
+            wait = max(wait, requests.wait_time(1, now))
+        if inputs is not None:
+            wait = max(wait, inputs.wait_time(input_tokens, now))
+        if outputs is not None:
+            wait = max(wait, outputs.wait_time(output_tokens, now))
+        if wait > 0:
+            self._wait_s = wait
+            return None
         self._in_flight += 1
         if requests is not None:
-            requests.take(1)
+            requests.take(1, now)
         if inputs is not None:
-            inputs.take(input_tokens)
+            inputs.take(input_tokens, now)
         sent = self._sent
-        self._sent = Ticket(self._clock(), sent.requests + 1, sent.input_tokens + input_tokens)
-        return self._sent
+        ticket = self._sent = Ticket(now, sent.requests + 1, sent.input_tokens + input_tokens)
+        return ticket
 
     def release(self, output_tokens: int = 0) -> None:
         self._in_flight -= 1
         outputs = self._buckets.get("output-tokens")
         if outputs is not None and output_tokens:
-            outputs.take(output_tokens)
+            outputs.take(output_tokens, self._clock())
         self._notify()
 
     def on_success(self, headers: Mapping[str, str] | None, ticket: Ticket | None = None) -> None:
@@ -203,24 +230,23 @@ class LaunchController:
     def observe_headers(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
         """Learn the limits from a reply's headers; with the request's `ticket`, what was sent after it is
         taken off `remaining`: with many requests in flight, the reply's count is that many behind."""
+        now = self._clock()
         # Sent since the ticket, per bucket in `_HEADER_BUCKETS` order (output tokens are counted afterwards).
         sent_since = (0, 0, 0)
         age_s = 0.0
         if ticket is not None:
             sent = self._sent
             sent_since = (sent.requests - ticket.requests, sent.input_tokens - ticket.input_tokens, 0)
-            age_s = self._clock() - ticket.sent_at
-        for (name, limit_header, remaining_header), since in zip(_HEADER_BUCKETS, sent_since, strict=True):
-            if self._user_set[name]:
-                continue
+            age_s = now - ticket.sent_at
+        for name, limit_header, remaining_header, index in self._learned:
             limit = _number(headers.get(limit_header))
             remaining = _number(headers.get(remaining_header))
             if limit is None or remaining is None or limit <= 0:
                 continue
             bucket = self._buckets.get(name)
             if bucket is None:
-                bucket = self._buckets[name] = TokenBucket(limit, clock=self._clock)
-            bucket.observe(limit, remaining - since, age_s)
+                bucket = self._buckets[name] = TokenBucket(limit, now)
+            bucket.observe(limit, remaining - sent_since[index], age_s, now)
         # No pause until the `-reset` time: that is when the whole bucket is full again, while the next
         # request fits much sooner; the bucket, now empty, already waits just that long.
 

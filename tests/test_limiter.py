@@ -18,23 +18,23 @@ class Clock:
 
 def test_a_user_cap_allows_a_few_seconds_of_burst_then_paces_at_the_rate() -> None:
     clock = Clock()
-    bucket = TokenBucket(60, clock=clock, burst_s=5.0)  # --rpm 60: one request a second, 5 at once
+    bucket = TokenBucket(60, clock(), burst_s=5.0)  # --rpm 60: one request a second, 5 at once
     for _ in range(5):
-        assert bucket.wait_time(1) == 0.0
-        bucket.take(1)
-    assert bucket.wait_time(1) == pytest.approx(1.0)
+        assert bucket.wait_time(1, clock()) == 0.0
+        bucket.take(1, clock())
+    assert bucket.wait_time(1, clock()) == pytest.approx(1.0)
     clock.now += 0.5
-    assert bucket.wait_time(1) == pytest.approx(0.5)
+    assert bucket.wait_time(1, clock()) == pytest.approx(0.5)
     clock.now += 0.5
-    assert bucket.wait_time(1) == 0.0
+    assert bucket.wait_time(1, clock()) == 0.0
 
 
 def test_output_tokens_are_charged_afterwards_and_the_debt_delays_the_next_launch() -> None:
     clock = Clock()
-    bucket = TokenBucket(6_000, clock=clock, burst_s=5.0)  # --otpm 6000: 100 tokens/s, 500 at once
-    bucket.take(1_500)  # a reply far longer than the burst
+    bucket = TokenBucket(6_000, clock(), burst_s=5.0)  # --otpm 6000: 100 tokens/s, 500 at once
+    bucket.take(1_500, clock())  # a reply far longer than the burst
     assert bucket.tokens == -1_000
-    assert bucket.wait_time(1) == pytest.approx(10.01)
+    assert bucket.wait_time(1, clock()) == pytest.approx(10.01)
 
 
 def test_headers_teach_the_limit_and_an_empty_bucket_waits_one_slot_not_the_window() -> None:
@@ -48,7 +48,7 @@ def test_headers_teach_the_limit_and_an_empty_bucket_waits_one_slot_not_the_wind
     controller.on_success(headers)
     bucket = controller._buckets["requests"]
     assert bucket.rate == 2.0
-    assert bucket.wait_time(1) == pytest.approx(0.5)  # 60 s / 120, not until the far-away reset
+    assert bucket.wait_time(1, clock()) == pytest.approx(0.5)  # 60 s / 120, not until the far-away reset
 
 
 def test_a_reply_s_remaining_is_taken_as_of_when_its_request_was_sent() -> None:
@@ -116,3 +116,31 @@ def test_acquire_respects_the_window() -> None:
         return started
 
     assert sorted(anyio.run(main)) == [0, 1, 2, 3]
+
+
+def test_a_caller_arriving_as_a_slot_frees_up_goes_after_those_already_waiting() -> None:
+    """The slot a release frees goes to the first caller waiting for one, not to one that asks in the same
+    moment, before the waiter has had its turn to run."""
+
+    async def main() -> list[str]:
+        controller = LaunchController(1)
+        order: list[str] = []
+
+        async def waiting() -> None:
+            ticket = await controller.acquire(0, 0)
+            order.append(f"waiting{ticket.requests}")
+            await anyio.sleep(0.01)
+            controller.release()
+
+        await controller.acquire(0, 0)
+        with anyio.fail_after(2):  # a barging caller would hold the only slot while the waiter waits on
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(waiting)
+                await anyio.sleep(0.01)
+                assert order == []
+                controller.release()
+                ticket = await controller.acquire(0, 0)  # no turn given up between the release and this
+                order.append(f"late{ticket.requests}")
+        return order
+
+    assert anyio.run(main) == ["waiting2", "late3"]
