@@ -293,9 +293,11 @@ def _dumps_line(record: dict[str, Any]) -> bytes:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    written = os.write(fd, data)
+    if written < len(data):  # a short write (a signal, a pipe that is full): the rest, piece by piece
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _write_error_message(path: Path, exc: OSError) -> str:

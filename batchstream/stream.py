@@ -21,7 +21,7 @@ import inspect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import anthropic
 import httpx2
@@ -43,8 +43,10 @@ class IncompleteStreamError(Exception):
     """The stream ended without `message_stop`: the reply is partial and must not be recorded."""
 
 
-@dataclass(frozen=True, slots=True)
-class StreamOutcome:
+class StreamOutcome(NamedTuple):
+    """One request's result (a named tuple: one is built per request, at a quarter of a frozen dataclass's
+    cost)."""
+
     message: dict[str, Any]
     request_id: str | None
     latency_s: float

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +217,39 @@ def test_a_connection_is_reused_while_the_server_keeps_it_open(framing: str, con
         return server
 
     assert [received.connection for received in asyncio.run(main()).received] == connections
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_an_idle_connection_keeps_nothing_of_the_exchange_it_served(encoding: str) -> None:
+    """A thousand idle connections must not hold a thousand finished replies' parsers until their next use."""
+
+    class Sink:
+        def __init__(self) -> None:
+            self.parts: list[bytes] = []
+
+        def feed(self, part: bytes) -> None:
+            self.parts.append(part)
+
+    body = CANNED_SSE if encoding == "identity" else gzip.compress(CANNED_SSE)
+    reply = HEAD_200 + b"content-encoding: %s\r\ncontent-length: %d\r\n\r\n" % (encoding.encode(), len(body))
+
+    async def main() -> tuple[bytes, weakref.ref[Sink], int]:
+        server, listener = await serve(canned(reply + body))
+        pool = new_pool()
+        try:
+            sink = Sink()
+            await pool.post(endpoint(server.port), b"{}", sink.feed)
+            received, gone = b"".join(sink.parts), weakref.ref(sink)
+            del sink
+            return received, gone, len(pool._idle[endpoint(server.port)])
+        finally:
+            pool.close()
+            listener.close()
+
+    received, gone, idle = asyncio.run(main())
+    assert received == CANNED_SSE
+    assert idle == 1
+    assert gone() is None
 
 
 def test_drain_closes_idle_connections_now_and_busy_ones_once_their_reply_is_in() -> None:
