@@ -4,6 +4,7 @@ malformed requests, clients that hang up) and that must behave as the aiohttp se
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from batchstream.eventloop import new_event_loop
 from batchstream.simulator import SimulatorConfig, SimulatorThread
 from batchstream.simulator.http import Request, Response
 from batchstream.simulator.server import MAX_BODY_BYTES, Simulator
+from batchstream.simulator.sleeps import SharedSleeps
 from batchstream.simulator.wire import MESSAGE_STOP
 
 AUTH = b"Host: sim\r\nx-api-key: sk-test\r\nanthropic-version: 2023-06-01\r\n"
@@ -206,6 +209,21 @@ def test_chunked_request_body_is_read(sim: SimulatorThread) -> None:
     assert status == b"HTTP/1.1 200 OK" and orjson.loads(answer)["type"] == "message"
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "status"),
+    [(b"sk-test", b"wrong", b"HTTP/1.1 200 OK"), (b"wrong", b"sk-test", b"HTTP/1.1 401 Unauthorized")],
+)
+def test_header_names_are_case_blind_and_the_first_value_wins(
+    first: bytes, second: bytes, status: bytes
+) -> None:
+    head = b"POST /v1/messages HTTP/1.1\r\nHost: sim\r\nANTHROPIC-Version: 2023-06-01\r\n"
+    keys = b"X-Api-Key: %s\r\nx-api-key: %s\r\n" % (first, second)
+    body = payload("which key")
+    with SimulatorThread(SimulatorConfig(ttft_s=0, api_key="sk-test")) as sim, connect(sim) as conn:
+        conn.sendall(head + keys + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        assert read_response(conn, bytearray())[0] == status
+
+
 def test_expect_100_continue_is_answered_before_the_body(sim: SimulatorThread) -> None:
     body = payload("expect")
     with connect(sim) as conn:
@@ -259,3 +277,26 @@ def test_a_handler_bug_is_a_500_and_a_hang_up(monkeypatch: pytest.MonkeyPatch) -
         status, headers, _ = read_response(conn, bytearray())
         assert status == b"HTTP/1.1 500 Internal Server Error" and headers["connection"] == "close"
         assert_closed(conn)
+
+
+def test_shared_sleeps_wake_each_sleeper_after_its_own_delay() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        sleeps = SharedSleeps()
+        started = loop.time()
+        gone = loop.create_task(sleeps.sleep(0.05))
+        long = [loop.create_task(sleeps.sleep(0.05)) for _ in range(3)]
+        short = loop.create_task(sleeps.sleep(0.02))
+        await asyncio.sleep(0)
+        gone.cancel()  # a client hanging up mid-sleep leaves the others be
+        await short
+        assert not any(task.done() for task in long)
+        await asyncio.gather(*long)
+        assert loop.time() - started >= 0.05 - 0.001  # the loop's clock counts whole milliseconds
+        assert gone.cancelled()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 LAST_CHUNK = b"0\r\n\r\n"
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+_CLOSE = b"Connection: close\r\n"
 _INTERNAL_ERROR = b"500 Internal Server Error\n\nServer got itself in trouble"
 
 
@@ -43,16 +47,56 @@ class BodyTooLarge(Exception):
 
 
 _date_second = -1
-_date_header = ""
+_date_line = b""
 
 
-def http_date() -> str:
-    """The `Date` header's value, formatted once a second rather than once a response."""
-    global _date_second, _date_header
+def date_line() -> bytes:
+    """The `Date` header line, formatted once a second rather than once a response."""
+    global _date_second, _date_line
     now = int(time.time())
     if now != _date_second:
-        _date_second, _date_header = now, email.utils.formatdate(now, usegmt=True)
-    return _date_header
+        _date_second, _date_line = now, header_lines({"Date": email.utils.formatdate(now, usegmt=True)})
+    return _date_line
+
+
+def header_lines(headers: Mapping[str, str]) -> bytes:
+    """Header fields as they go on the wire, each line ending in CRLF.
+
+    Responses take their headers in this form so that a caller can encode the fields it sends with every
+    response once (the rate-limit headers change once a second) rather than format them per response.
+    """
+    return "".join([f"{name}: {value}\r\n" for name, value in headers.items()]).encode("latin-1")
+
+
+class Headers:
+    """A request's header fields, looked up by lower-case name; where a name repeats, the first value wins,
+    as `CIMultiDict.get` has it.
+
+    Values are decoded only when looked up: a client sends about twenty fields, the simulator reads five,
+    and decoding them all cost more than parsing the request.
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self) -> None:
+        self._fields: dict[bytes, bytes] = {}
+
+    def add(self, fields: Mapping[bytes, bytes]) -> None:
+        """Take `fields` as parsed (names as sent, the first value of each), after those already held."""
+        held = self._fields
+        if not held and b"".join(fields).islower():  # as clients send them: no names to fold together
+            held.update(fields)
+            return
+        for name, value in fields.items():
+            held.setdefault(name.lower(), value)
+
+    def get(self, name: str) -> str | None:
+        """The value of the lower-case `name`, if the request has it."""
+        value = self._fields.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+    def __contains__(self, name: str) -> bool:
+        return name.encode("latin-1") in self._fields
 
 
 class Request:
@@ -66,13 +110,12 @@ class Request:
         method: str,
         path: str,
         version: str,
-        headers: dict[str, str],
+        headers: Headers,
         keep_alive: bool,
     ) -> None:
         self.method = method
         self.path = path
         self.version = version
-        # Names lower-cased; where a name repeats, the first value wins, as `CIMultiDict.get` has it.
         self.headers = headers
         # Whether the connection stays open after this exchange; a response can only turn it off.
         self.keep_alive = keep_alive
@@ -97,21 +140,15 @@ class Response:
 
     __slots__ = ("body", "content_type", "headers", "status")
 
-    def __init__(
-        self, body: bytes, content_type: str, *, status: int = 200, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, body: bytes, content_type: str, *, status: int = 200, headers: bytes = b"") -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
-        self.headers = headers or {}
+        self.headers = headers  # as `header_lines` encodes them
 
     def encode(self, request: Request) -> bytes:
-        headers = {
-            **self.headers,
-            "Content-Type": self.content_type,
-            "Content-Length": str(len(self.body)),
-        }
-        head = _head(request, self.status, headers)
+        fields = header_lines({"Content-Type": self.content_type, "Content-Length": str(len(self.body))})
+        head = _head(request, self.status, self.headers + fields)
         return head if request.method == "HEAD" else head + self.body
 
 
@@ -125,12 +162,13 @@ class StreamResponse:
 
     __slots__ = ("_chunked", "_head", "_request")
 
-    def __init__(self, request: Request, headers: dict[str, str]) -> None:
+    def __init__(self, request: Request, headers: bytes) -> None:
+        """`headers` as `header_lines` encodes them."""
         self._request = request
         request._streamed = True
         self._chunked = request.version == "1.1"
         if self._chunked:
-            headers = {**headers, "Transfer-Encoding": "chunked"}
+            headers += _CHUNKED
         else:
             request.keep_alive = False  # nothing else marks the end of the body
         self._head: bytes | None = _head(request, 200, headers)
@@ -148,18 +186,19 @@ class StreamResponse:
         await self._request._connection.write(data)
 
 
-def _head(request: Request, status: int, headers: dict[str, str]) -> bytes:
-    """Status line and headers, ending with `Date` and `Connection` where aiohttp put them."""
-    lines = [f"HTTP/{request.version} {status} {_REASONS.get(status, '')}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    lines.append(f"Date: {http_date()}")
+def _head(request: Request, status: int, fields: bytes) -> bytes:
+    """Status line and header `fields`, then `Date` and `Connection` where aiohttp put them."""
+    version = request.version
     if request.keep_alive:
-        if request.version == "1.0":
-            lines.append("Connection: keep-alive")
-    elif request.version == "1.1":
-        lines.append("Connection: close")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
+        connection = _KEEP_ALIVE if version == "1.0" else b""
+    else:
+        connection = _CLOSE if version == "1.1" else b""
+    return _status_line(version, status) + fields + date_line() + connection + b"\r\n"
+
+
+@functools.cache
+def _status_line(version: str, status: int) -> bytes:
+    return f"HTTP/{version} {status} {_REASONS.get(status, '')}\r\n".encode("latin-1")
 
 
 Handler = Callable[[Request], Awaitable[Response | None]]
@@ -176,6 +215,12 @@ class HttpConnection(asyncio.Protocol):
 
     def __init__(self, server: HttpServer) -> None:
         self._server = server
+        # The fields of the request being parsed, the first value of each name as sent. httptools calls
+        # `on_header` once per field and a client sends about twenty: a dict's own `setdefault` takes them
+        # with no Python frame, and `Headers` decodes only those looked up. It must be in place before the
+        # parser is made, which looks `on_header` up once.
+        self._fields: dict[bytes, bytes] = {}
+        self.on_header = self._fields.setdefault
         self._parser = httptools.HttpRequestParser(self)
         self._pending: deque[Request] = deque()
         self._task: asyncio.Task[None] | None = None
@@ -184,7 +229,6 @@ class HttpConnection(asyncio.Protocol):
         self._closed = False
         # The request being parsed.
         self._url = b""
-        self._headers: dict[str, str] = {}
         self._request: Request | None = None
         self._body_size = 0
 
@@ -226,24 +270,19 @@ class HttpConnection(asyncio.Protocol):
 
     # httptools callbacks
 
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = {}
-        self._body_size = 0
-
     def on_url(self, url: bytes) -> None:
         self._url += url
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-
     def on_headers_complete(self) -> None:
         parser = self._parser
-        headers = self._headers
+        headers = Headers()
+        self._take_fields(headers)
         version = parser.get_http_version()
         if version == "1.1" and "host" not in headers:
             raise _BadRequest("Missing 'Host' header in request.")
         path = self._url.partition(b"?")[0].decode("latin-1")
+        self._url = b""
+        self._body_size = 0
         if "%" in path:
             path = unquote(path)
         self._request = Request(
@@ -254,7 +293,7 @@ class HttpConnection(asyncio.Protocol):
             headers,
             parser.should_keep_alive(),
         )
-        if version == "1.1" and headers.get("expect", "").lower() == "100-continue":
+        if version == "1.1" and (headers.get("expect") or "").lower() == "100-continue":
             self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -271,12 +310,18 @@ class HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         request, self._request = self._request, None
         assert request is not None
+        if self._fields:  # a chunked body's trailer fields: they join the headers
+            self._take_fields(request.headers)
         if not request.keep_alive:
             self._closed = True  # nothing after this request is read
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._serve(request))
         else:
             self._pending.append(request)
+
+    def _take_fields(self, headers: Headers) -> None:
+        headers.add(self._fields)
+        self._fields.clear()
 
     # Serving
 
@@ -323,11 +368,8 @@ class HttpConnection(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
         body = message.encode()
-        head = (
-            f"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nDate: {http_date()}\r\n\r\n"
-        )
-        self.transport.write(head.encode() + body)
+        fields = header_lines({"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(body))})
+        self.transport.write(b"HTTP/1.0 400 Bad Request\r\n" + fields + date_line() + b"\r\n" + body)
         self.transport.close()
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
 
+from .http import header_lines
 from .wire import rfc3339
 
 # Reported when no rpm is configured: large enough that no well-behaved client ever throttles on them.
@@ -75,19 +75,19 @@ class RequestLimiter:
         return Admission(allowed, self._rpm, math.floor(self._level), full_in, wait_s)
 
 
-def rate_limit_headers(admission: Admission) -> Mapping[str, str]:
+def rate_limit_headers(admission: Admission) -> bytes:
+    """The rate-limit headers, as `header_lines` encodes them."""
     now = time.time()
     return _headers(admission.limit, admission.remaining, int(now + admission.full_in_s), int(now))
 
 
 @functools.lru_cache(maxsize=64)
-def _headers(limit: int, remaining: int, requests_reset_s: int, tokens_reset_s: int) -> Mapping[str, str]:
-    """Built once per distinct set of values, which without an rpm limit means once a second rather than
-    per request: formatting the two times was a tenth of the simulator's own code's cost. Read-only, as
-    every response shares it."""
+def _headers(limit: int, remaining: int, requests_reset_s: int, tokens_reset_s: int) -> bytes:
+    """Built and encoded once per distinct set of values, which without an rpm limit means once a second
+    rather than per request: formatting the two times was a tenth of the simulator's own code's cost."""
     tokens_reset = rfc3339(tokens_reset_s)
     tokens = _UNLIMITED_INPUT_TOKENS + _UNLIMITED_OUTPUT_TOKENS
-    return MappingProxyType(
+    return header_lines(
         {
             "anthropic-ratelimit-requests-limit": str(limit),
             "anthropic-ratelimit-requests-remaining": str(remaining),

@@ -65,7 +65,8 @@ class Reply:
 
 def request_key(body: dict[str, Any]) -> str:
     """Identify a request across retries: the same prompt resent is the same key, `stream` aside."""
-    canonical = {name: value for name, value in body.items() if name != "stream"}
+    canonical = dict(body)
+    canonical.pop("stream", None)
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 

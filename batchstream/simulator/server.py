@@ -14,10 +14,11 @@ from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 from .directives import DirectiveError, parse_directives
 from .events import Event, stream_events
 from .faults import STATUS_FAULTS, Fault, decide_fault
-from .http import BodyTooLarge, Request, Response, StreamResponse
+from .http import BodyTooLarge, Request, Response, StreamResponse, header_lines
 from .prompt import estimate_input_tokens
 from .ratelimit import Admission, RequestLimiter, rate_limit_headers
 from .replies import Reply, build_reply, request_key
+from .sleeps import SharedSleeps
 from .stats import RequestLog, Stats
 from .transcripts import load_transcript
 from .validation import validate_count_tokens_body, validate_messages_body
@@ -33,6 +34,10 @@ from .wire import (
 
 # The service's own ceiling on a Messages request body.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+
+# Encoded once: every stream sends them.
+_SSE_HEADERS = header_lines(SSE_HEADERS)
+_JSON_CONTENT_TYPE = header_lines({"Content-Type": JSON_CONTENT_TYPE})
 
 # How much of an unpaced stream goes out in one write: back-pressure is checked after as much, and memory
 # stays bounded however long the reply.
@@ -80,6 +85,7 @@ class Simulator:
             map(config.fault_probability, PROBABILISTIC_FAULTS)
         )
         self.log = RequestLog(config.log_path)
+        self._ttft = SharedSleeps()
         self._routes: dict[tuple[str, str], Callable[[Request], Awaitable[Answer]]] = {
             ("POST", "/v1/messages"): self._api(self._messages),
             ("POST", "/v1/messages/count_tokens"): self._api(self._count_tokens),
@@ -133,14 +139,15 @@ class Simulator:
             exchange.output_tokens,
         )
 
-    def _headers(self, exchange: Exchange) -> dict[str, str]:
+    def _headers(self, exchange: Exchange) -> bytes:
+        """Every API response's headers, encoded (see `header_lines`)."""
         admission = exchange.admission or self.limiter.peek()
-        return {"request-id": exchange.request_id, **rate_limit_headers(admission)}
+        return b"request-id: %s\r\n%s" % (exchange.request_id.encode(), rate_limit_headers(admission))
 
     def _error(self, exchange: Exchange, rejection: Rejection) -> Response:
         headers = self._headers(exchange)
         if rejection.retry_after_s is not None:
-            headers["retry-after"] = retry_after(rejection.retry_after_s)
+            headers += header_lines({"retry-after": retry_after(rejection.retry_after_s)})
         exchange.status = rejection.status
         return Response(
             error_body(rejection.status, rejection.message, exchange.request_id),
@@ -152,7 +159,7 @@ class Simulator:
     async def _not_found(self, _request: Request, _exchange: Exchange) -> Answer:
         raise Rejection(404, "Not found", "not_found")
 
-    async def _read_body(self, request: Request, validate: Callable[[Any], str | None]) -> dict[str, Any]:
+    def _read_body(self, request: Request, validate: Callable[[Any], str | None]) -> dict[str, Any]:
         """Auth, version header, JSON and schema, in the order the service checks them."""
         self._authenticate(request)
         if "anthropic-version" not in request.headers:
@@ -173,7 +180,7 @@ class Simulator:
     def _authenticate(self, request: Request) -> None:
         key = request.headers.get("x-api-key")
         if key is None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
             key = token.strip() if scheme.lower() == "bearer" and token.strip() else None
         if key is None:
             raise Rejection(401, "x-api-key header is required", "unauthorized")
@@ -182,7 +189,7 @@ class Simulator:
             raise Rejection(401, "invalid x-api-key", "unauthorized")
 
     async def _count_tokens(self, request: Request, exchange: Exchange) -> Answer:
-        body = await self._read_body(request, validate_count_tokens_body)
+        body = self._read_body(request, validate_count_tokens_body)
         exchange.model = body["model"]
         exchange.outcome = "ok"
         exchange.status = 200
@@ -194,7 +201,7 @@ class Simulator:
 
     async def _messages(self, request: Request, exchange: Exchange) -> Answer:
         config = self.config
-        body = await self._read_body(request, validate_messages_body)
+        body = self._read_body(request, validate_messages_body)
         exchange.model = body["model"]
         exchange.admission = self.limiter.admit()
         if not exchange.admission.allowed:
@@ -227,7 +234,7 @@ class Simulator:
                 return await self._stall(request)
         reply = build_reply(body, exchange.key, config.reply_tokens, directives)
         if config.ttft_s:
-            await asyncio.sleep(config.ttft_s)
+            await self._ttft.sleep(config.ttft_s)
         if body.get("stream"):
             return await self._stream(request, exchange, reply, fault)
         return await self._message(request, exchange, reply, fault)
@@ -266,7 +273,7 @@ class Simulator:
             self.stats.complete(exchange.key or "")
             return Response(body, JSON_CONTENT_TYPE, headers=self._headers(exchange))
         # A broken body has no length to announce: it goes out as a stream of one chunk, cut or ended early.
-        response = StreamResponse(request, {**self._headers(exchange), "Content-Type": JSON_CONTENT_TYPE})
+        response = StreamResponse(request, self._headers(exchange) + _JSON_CONTENT_TYPE)
         exchange.status = 200
         drop = fault.kind == "drop"
         await response.write((body[: len(body) // 2],), last=not drop)
@@ -351,6 +358,6 @@ async def _write_burst(
     exchange.output_tokens += pieces
 
 
-def _event_stream(request: Request, headers: dict[str, str]) -> StreamResponse:
+def _event_stream(request: Request, headers: bytes) -> StreamResponse:
     """A streamed response with the SSE headers ahead of the given `headers`, one chunk per event."""
-    return StreamResponse(request, {**SSE_HEADERS, **headers})
+    return StreamResponse(request, _SSE_HEADERS + headers)

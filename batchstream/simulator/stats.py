@@ -23,8 +23,11 @@ class Stats:
         self.betas: Counter[str] = Counter()
 
     def next_attempt(self, key: str) -> int:
-        self.attempts_per_key[key] += 1
-        return self.attempts_per_key[key]
+        # Not `+= 1`: on a key not seen before (nearly every one) that goes through `Counter.__missing__`,
+        # a Python call, and this runs for every request.
+        attempt = self.attempts_per_key.get(key, 0) + 1
+        self.attempts_per_key[key] = attempt
+        return attempt
 
     def saw_betas(self, header: str | None) -> None:
         """Count each beta named in an `anthropic-beta` header (the SDK joins them with commas)."""
@@ -33,7 +36,7 @@ class Stats:
 
     def complete(self, key: str) -> None:
         self.completed += 1
-        self.completions_per_key[key] += 1
+        self.completions_per_key[key] = self.completions_per_key.get(key, 0) + 1  # as in `next_attempt`
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -80,7 +80,20 @@ def _event(name: bytes, payload: dict[str, Any]) -> bytes:
     return b"event: " + name + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+# How a plain text block opens: the start of most blocks, so its event is encoded once per index.
+_TEXT_START = {"type": "text", "text": ""}
+
+
 def block_start_event(index: int, block: dict[str, Any]) -> bytes:
+    return _text_start_event(index) if block == _TEXT_START else _block_start_event(index, block)
+
+
+@functools.cache
+def _text_start_event(index: int) -> bytes:
+    return _block_start_event(index, _TEXT_START)
+
+
+def _block_start_event(index: int, block: dict[str, Any]) -> bytes:
     payload = {"type": "content_block_start", "index": index, "content_block": block}
     return _event(b"content_block_start", payload)
 
