@@ -115,7 +115,8 @@ class LaunchController:
         self._sent = Ticket(now, 0, 0)
         self._turn = asyncio.Lock()
         self._queued = 0  # callers taking turns on `_turn`
-        self._wait_s = 0.0  # how long the buckets or a pause said to wait, at the last `_try_take`
+        # What the last refusal of `_try_take` said to wait for: so long, or (None) a slot in the window.
+        self._wait_s: float | None = None
 
     @property
     def in_flight(self) -> int:
@@ -157,10 +158,7 @@ class LaunchController:
             try:
                 async with self._turn:
                     while (ticket := self._try_take(input_tokens, output_tokens)) is None:
-                        if self._in_flight >= max(1, int(self.window)):
-                            await self._wait(None)
-                        else:
-                            await self._wait(self._wait_s)
+                        await self._wait(self._wait_s)
             finally:
                 self._queued -= 1
         return ticket
@@ -168,6 +166,7 @@ class LaunchController:
     def _try_take(self, input_tokens: int, output_tokens: int) -> Ticket | None:
         """Count one more request as sent if the window and the buckets allow it now; else note the wait."""
         if self._in_flight >= max(1, int(self.window)):
+            self._wait_s = None
             return None
         now = self._clock()
         wait = self._paused_until - now
