@@ -39,12 +39,16 @@ class ReadAhead(Generic[_T]):
         # An error the iterator raised while read ahead: the consumer gets it where it would have, after the
         # items read before it.
         self._error: BaseException | None = None
+        # While the filler waits for room (it stops looking when full): set by the next take.
+        self._room: asyncio.Event | None = None
 
     def __iter__(self) -> ReadAhead[_T]:
         return self
 
     def __next__(self) -> _T:
         if self._ready:
+            if self._room is not None:
+                self._room.set()
             return self._ready.popleft()
         if self._error is not None:
             error, self._error = self._error, None
@@ -61,11 +65,18 @@ class ReadAhead(Generic[_T]):
         """No more items are wanted: `fill` returns, and what it read is let go."""
         self._ended = True
         self._ready.clear()
+        if self._room is not None:
+            self._room.set()
 
     async def fill(self) -> None:
         """Read ahead in the loop's quiet moments until the items end or `close` is called."""
         seen = self._activity()
         while not (self._ended or self._error is not None):
+            if len(self._ready) >= self._limit:
+                self._room = asyncio.Event()
+                await self._room.wait()
+                self._room = None
+                continue
             await asyncio.sleep(_TICK_S)
             now = self._activity()
             if now != seen:  # items are finishing: the loop is busy with replies

@@ -82,6 +82,33 @@ def test_once_items_stop_finishing_it_reads_ahead_again() -> None:
     assert asyncio.run(main()) == (0, 100)
 
 
+def test_when_full_it_stops_looking_until_an_item_is_taken() -> None:
+    async def main() -> tuple[int, int, int]:
+        source = _Counted(1000)
+        looks = 0
+
+        def activity() -> int:
+            nonlocal looks
+            looks += 1
+            return 0
+
+        ahead = ReadAhead(source, limit=10, activity=activity)
+        filler = asyncio.create_task(ahead.fill())
+        await asyncio.sleep(0.02)
+        looks_when_full = looks
+        await asyncio.sleep(0.05)
+        idle_looks = looks - looks_when_full
+        next(ahead)
+        await asyncio.sleep(0.02)
+        ahead.close()
+        await asyncio.wait_for(filler, 1)
+        return source.taken, idle_looks, looks - looks_when_full
+
+    taken, idle_looks, looks = asyncio.run(main())
+    assert (taken, idle_looks) == (11, 0)  # topped up again after the take, and no look while full
+    assert looks > 0
+
+
 def test_items_come_out_in_input_order_whoever_read_them() -> None:
     async def main() -> list[int]:
         source = _Counted(250)
