@@ -215,10 +215,6 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         return self._get("/_sim/stats")
 
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1].rstrip("/"))
-
     def sends_tool_use(self) -> bool:
         """Whether this simulator streams tool_use input (`[[sim tool_input_bytes=N]]`); it did not always."""
         body = {"model": "claude-sonnet-5-5", "max_tokens": 1024, "stream": True, **tool_request(200)}
@@ -279,23 +275,6 @@ def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, Any
     return pid, status, usage
 
 
-def _connected_to(port: int) -> bool:
-    """Whether a TCP socket on this machine is connecting or connected to `port` (a client of that server);
-    sockets already closing, such as this process's own earlier requests to it, do not count."""
-    suffix = f":{port:04X}"
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as fh:
-                next(fh, None)
-                for line in fh:
-                    fields = line.split(None, 4)
-                    if fields[2].endswith(suffix) and fields[3] in ("01", "02"):  # ESTABLISHED, SYN_SENT
-                        return True
-        except OSError:
-            continue
-    return False
-
-
 def _kill_quietly(pid: int) -> None:
     """SIGKILL the process `pid` and, when it leads its own process group (a launcher), that group."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -338,14 +317,14 @@ def run_client(
     sample_every: float | None = None,
 ) -> Measured:
     """Run one client to completion through `bench/launch.py`, which reports the client's own rusage and
-    times. With `simulator`, also time the client's first connection to it (`first_request_s`: the socket
-    table is polled every 2 ms; the request follows at once), and with `sample_every`, then sample the
-    simulator's request count at that interval until the client exits (`Measured.timeline`)."""
+    times. With `simulator`, also time the client's first request to it (`first_request_s`, from the
+    simulator's own stamp, which the client's run must be the first since the simulator started or was
+    reset), and with `sample_every`, sample the simulator's request count at that interval until the
+    client exits (`Measured.timeline`)."""
     argv = list(argv)
     out_path, err_path = cwd / "client.stdout", cwd / "client.stderr"
     report_path = cwd / "client.rusage.json"
     report_path.unlink(missing_ok=True)
-    first: list[float] = []
     timeline: list[tuple[float, int]] = []
     done = threading.Event()
     with contextlib.ExitStack() as stack:
@@ -360,23 +339,14 @@ def run_client(
             stderr=stderr,
             start_new_session=True,  # one process group: a timeout kills the launcher and the client
         )
-        if simulator is not None:
+        if simulator is not None and sample_every is not None:
 
-            def poll() -> None:
-                # Until the client's first connection shows up, look in the kernel's socket table rather than
-                # ask the simulator: a simulator flooded with connections would answer late.
-                port = simulator.port
-                while not done.is_set():
-                    if _connected_to(port):
-                        first.append(time.monotonic())
-                        break
-                    done.wait(0.002)
-                while sample_every is not None and not done.wait(sample_every):
+            def sample() -> None:
+                while not done.wait(sample_every):
                     with contextlib.suppress(OSError):
                         timeline.append((time.monotonic(), simulator.requests()))
 
-            poller = threading.Thread(target=poll, daemon=True)
-            poller.start()
+            threading.Thread(target=sample, daemon=True).start()
         try:
             _wait4(launcher, timeout)
         finally:
@@ -385,6 +355,11 @@ def run_client(
         raise BenchError(f"the launcher failed ({launcher.returncode}) for {' '.join(argv)}")
     report = orjson.loads(report_path.read_bytes())
     started = report["started"]
+    first_request_s = None
+    if simulator is not None and (first_at := simulator.stats()["first_request_at"]) is not None:
+        if first_at < started:
+            raise BenchError("the simulator saw a request before this client started: reset it between runs")
+        first_request_s = first_at - started
     result = Measured(
         argv=argv,
         returncode=report["returncode"],
@@ -393,7 +368,7 @@ def run_client(
         user_s=report["user_s"],
         sys_s=report["sys_s"],
         peak_rss_mb=report["maxrss_kb"] / 1024,  # kilobytes on Linux
-        first_request_s=first[0] - started if first else None,
+        first_request_s=first_request_s,
         stdout=out_path.read_text(errors="replace"),
         stderr="" if tty else err_path.read_text(errors="replace"),
         timeline=[(moment - started, count) for moment, count in timeline],

@@ -396,7 +396,7 @@ def concurrent_2000(ctx: Context) -> Scenario:
         f"the tqdm bar took {1000 * probe['display_cpu_s']:.0f} ms of the run's "
         f"{probe['run_cpu_s']:.2f} s CPU ({display_share:.2f}%)",
         f"one stream lasts about {stream_s:.2f} s (1 s to the first token, then {tokens - 1} x 50 ms); with "
-        f"-q, batchstream's first connection opened {first:.2f} s after launch and it exited after "
+        f"-q, batchstream's first request came {first:.2f} s after launch and it exited after "
         f"{measured['-q'].wall_s:.2f} s",
         "the naive client's default httpx pool allows 1,000 connections, so half its streams wait for a "
         "free one",

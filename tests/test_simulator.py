@@ -542,12 +542,19 @@ def test_tokens_per_s_paces_deltas() -> None:
 
 
 def test_stats_and_reset_endpoints(client: anthropic.Anthropic, sim: SimulatorThread) -> None:
+    assert sim.stats()["first_request_at"] is None
+    before = time.monotonic()
     client.messages.create(**body_for("count me"))
+    after = time.monotonic()
     remote = httpx2.get(f"{sim.base_url}/_sim/stats").json()
     assert remote == sim.stats()
     assert remote["requests"] == 1 and remote["completed"] == 1 and remote["by_status"] == {"200": 1}
+    assert before < remote["first_request_at"] < after  # the machine's monotonic clock, as a client's
+    client.messages.create(**body_for("count me too"))
+    assert sim.stats()["first_request_at"] == remote["first_request_at"]  # the first one's, kept
     assert httpx2.post(f"{sim.base_url}/_sim/reset").status_code == 200
-    assert sim.stats()["requests"] == 0 and sim.stats()["attempts_per_key"] == {}
+    reset = sim.stats()
+    assert reset["requests"] == 0 and reset["attempts_per_key"] == {} and reset["first_request_at"] is None
 
 
 def test_stop_is_quick_with_a_stalled_request() -> None:

@@ -116,7 +116,7 @@ class Simulator:
     def _api(self, pipeline: Pipeline) -> Callable[[Request], Awaitable[Answer]]:
         async def handler(request: Request) -> Answer:
             exchange = Exchange(request_id=new_id("req_"))
-            self.stats.requests += 1
+            self.stats.saw_request()
             try:
                 return await pipeline(request, exchange)
             except Rejection as rejection:

@@ -5,6 +5,7 @@ All mutation happens on the server's event loop; other threads read through `Sim
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import IO, Any
 
@@ -21,6 +22,14 @@ class Stats:
         self.attempts_per_key: Counter[str] = Counter()
         self.completions_per_key: Counter[str] = Counter()
         self.betas: Counter[str] = Counter()
+        # time.monotonic() (CLOCK_MONOTONIC, the same clock in every process on the machine) when the first
+        # request since the start or the last reset came in: a benchmark times a client's run from it.
+        self.first_request_at: float | None = None
+
+    def saw_request(self) -> None:
+        self.requests += 1
+        if self.first_request_at is None:
+            self.first_request_at = time.monotonic()
 
     def next_attempt(self, key: str) -> int:
         # Not `+= 1`: on a key not seen before (nearly every one) that goes through `Counter.__missing__`,
@@ -41,6 +50,7 @@ class Stats:
     def snapshot(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "first_request_at": self.first_request_at,
             "completed": self.completed,
             "rate_limited": self.rate_limited,
             "by_status": {str(status): n for status, n in sorted(self.by_status.items())},
