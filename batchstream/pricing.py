@@ -3,25 +3,31 @@
 genai-prices' own ``extract_usage`` + ``calc_price`` cost ~80 µs per call (extraction alone ~25 µs): too
 slow for a per-item hot path over hundreds of thousands of items. So per-model rates are resolved through
 genai-prices once and cached, and each call only splits the usage into Anthropic's billing buckets and
-multiplies with genai-prices' own ``calc_unit_price``, so tiers and Decimal arithmetic give the very same
-figure as ``calc_price``.
+prices them the way genai-prices' ``calc_unit_price`` does (the same tiers, every bucket's exact product).
+
+The arithmetic is on integers, not Decimals: each price is turned once into a whole number of units of
+one common fraction of a dollar, so a call's exact total is one integer over one fixed denominator, and
+Python divides those two with correct rounding. That is the float of the exact sum, which is what
+``float()`` of genai-prices' Decimal total is too (its products and quotients are exact at these sizes),
+for half the cost or less: a price is worked out for every item, twice with --max-cost.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from genai_prices.data_snapshot import get_snapshot
-from genai_prices.types import ModelPrice, TieredPrices, calc_unit_price
+from genai_prices.types import ModelPrice, TieredPrices
 
 __all__ = ["PriceFileError", "Pricer"]
 
@@ -29,7 +35,6 @@ _log = logging.getLogger(__name__)
 
 _Price = Decimal | TieredPrices
 
-_ZERO = Decimal(0)
 _MTOK = 1_000_000
 _KCOUNT = 1_000
 
@@ -71,8 +76,31 @@ class _Rates:
     cache_read: _Price
     web_search_per_1k: _Price
     tiered: bool
+    # Set from the prices above, per bucket in `bill`'s order: (tier start, whole units of 1 / `_denominator`
+    # USD per token or search), highest tier first. The base price starts at -1: any prompt is past it.
+    _denominator: int = field(init=False, repr=False, compare=False)
+    _units: tuple[tuple[tuple[int, int], ...], ...] = field(init=False, repr=False, compare=False)
 
-    def bill(self, usage: Mapping[str, Any]) -> Decimal:
+    def __post_init__(self) -> None:
+        buckets = [
+            [(start, _ratio(price, per)) for start, price in _tiers(bucket)]
+            for bucket, per in (
+                (self.input, _MTOK),
+                (self.cache_write_5m, _MTOK),
+                (self.cache_write_1h, _MTOK),
+                (self.cache_read, _MTOK),
+                (self.output, _MTOK),
+                (self.web_search_per_1k, _KCOUNT),
+            )
+        ]
+        denominator = math.lcm(*(den for tiers in buckets for _, (_, den) in tiers))
+        units = tuple(
+            tuple((start, num * (denominator // den)) for start, (num, den) in tiers) for tiers in buckets
+        )
+        object.__setattr__(self, "_denominator", denominator)
+        object.__setattr__(self, "_units", units)
+
+    def bill(self, usage: Mapping[str, Any]) -> float:
         """Bill like the API: input_tokens excludes cache reads/writes, which are separate counters."""
         input_tokens = _count(usage, "input_tokens")
         cache_write = _count(usage, "cache_creation_input_tokens")
@@ -92,19 +120,36 @@ class _Rates:
         web_searches = _count(tool_use, "web_search_requests") if isinstance(tool_use, Mapping) else 0
         # Tiers switch on the whole prompt, cached parts included, as genai-prices and Anthropic do.
         prompt = input_tokens + cache_write + cache_read if self.tiered else 0
-        total = _ZERO
-        # Most calls fill two of the six buckets; an empty one costs nothing, so its Decimal work is skipped.
-        for price, count, per in (
-            (self.input, input_tokens, _MTOK),
-            (self.cache_write_5m, cache_write - cache_write_1h, _MTOK),
-            (self.cache_write_1h, cache_write_1h, _MTOK),
-            (self.cache_read, cache_read, _MTOK),
-            (self.output, _count(usage, "output_tokens"), _MTOK),
-            (self.web_search_per_1k, web_searches, _KCOUNT),
-        ):
+        counts = (
+            input_tokens,
+            cache_write - cache_write_1h,
+            cache_write_1h,
+            cache_read,
+            _count(usage, "output_tokens"),
+            web_searches,
+        )
+        total = 0
+        for tiers, count in zip(self._units, counts):  # noqa: B905 (both are six long)
             if count:
-                total += calc_unit_price(price, count, prompt, per)
-        return total
+                # As calc_unit_price: the highest tier the whole prompt is past prices every unit.
+                for start, price in tiers:
+                    if prompt > start:
+                        total += count * price
+                        break
+        return total / self._denominator
+
+
+def _tiers(price: _Price) -> list[tuple[int, Decimal]]:
+    """(start, price) for each tier, highest first, then the base price from -1."""
+    if isinstance(price, TieredPrices):
+        return [*((tier.start, tier.price) for tier in reversed(price.tiers)), (-1, price.base)]
+    return [(-1, price)]
+
+
+def _ratio(price: Decimal, per: int) -> tuple[int, int]:
+    """`price` / `per` as an exact fraction (numerator, denominator)."""
+    num, den = price.as_integer_ratio()
+    return num, den * per
 
 
 def _count(usage: Mapping[str, Any], key: str) -> int:
@@ -140,7 +185,7 @@ class Pricer:
         if rates is None:
             return None
         try:
-            return float(rates.bill(usage))
+            return rates.bill(usage)
         except ValueError as exc:
             self._warn_once(model, f"cannot price usage for model {model!r} ({exc}): cost_usd is null")
             return None
@@ -229,18 +274,18 @@ def _parse_entry(path: Path, model: str, entry: object) -> _Rates:
     if unknown:
         allowed = ", ".join(sorted(_ALLOWED_FIELDS))
         raise PriceFileError(f"{where}: field {unknown[0]!r}: unknown field (allowed: {allowed})")
-    for field in _REQUIRED_FIELDS:
-        if field not in entry:
-            raise PriceFileError(f"{where}: field {field!r}: required (USD per million tokens)")
+    for key in _REQUIRED_FIELDS:
+        if key not in entry:
+            raise PriceFileError(f"{where}: field {key!r}: required (USD per million tokens)")
     values: dict[str, Decimal] = {}
-    for field, value in entry.items():
+    for key, value in entry.items():
         price = Decimal(value) if type(value) is int else value
         if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
-            raise PriceFileError(f"{where}: field {field!r}: must be a number >= 0, got {value!r}")
-        values[field] = price
+            raise PriceFileError(f"{where}: field {key!r}: must be a number >= 0, got {value!r}")
+        values[key] = price
     input_price = values["input"]
-    for field, multiplier in _DEFAULT_INPUT_MULTIPLIERS.items():
-        values.setdefault(field, input_price * multiplier)
+    for key, multiplier in _DEFAULT_INPUT_MULTIPLIERS.items():
+        values.setdefault(key, input_price * multiplier)
     return _Rates(
         input=input_price,
         output=values["output"],

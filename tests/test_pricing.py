@@ -76,6 +76,28 @@ def test_long_prompt_tier_counts_cached_tokens() -> None:
     assert pricer.cost("claude-haiku-5-5", over) == 0.04957505  # 99_000*0.5 + 1_001*0.05 + 10*2.5 per MTok
 
 
+def test_a_prompt_exactly_at_a_tier_start_pays_the_base_rate() -> None:
+    """A tier applies past its start, not at it, as genai-prices decides."""
+    pricer = Pricer(warn=no_warn)
+    at = {"input_tokens": 100_000, "output_tokens": 10}
+    past = {"input_tokens": 100_001, "output_tokens": 10}
+    assert pricer.cost("claude-haiku-5-5", at) == 0.010005  # 100_000*0.1 + 10*0.5 per MTok
+    assert pricer.cost("claude-haiku-5-5", past) == 0.0500255  # 100_001*0.5 + 10*2.5 per MTok
+    for usage in (at, past):
+        assert pricer.cost("claude-haiku-5-5", usage) == genai_figure("claude-haiku-5-5", usage)
+
+
+def test_many_digit_prices_and_large_counts_are_billed_exactly(tmp_path: Path) -> None:
+    """The float of the exact sum: no rounding before the one at the end."""
+    path = tmp_path / "prices.json"
+    path.write_text('{"m": {"input": 0.123456789, "output": 17.000000001, "cache_read": 0.3}}')
+    usage = {"input_tokens": 987_654_321, "output_tokens": 123_456_789, "cache_read_input_tokens": 3}
+    exact = (
+        Decimal("0.123456789") * 987_654_321 + Decimal("17.000000001") * 123_456_789 + Decimal("0.3") * 3
+    ) / 1_000_000
+    assert Pricer(path, warn=no_warn).cost("m", usage) == float(exact)
+
+
 def test_fast_mode_uses_speed_from_usage() -> None:
     pricer = Pricer(warn=no_warn)
     fast = {**SPLIT, "speed": "fast"}
