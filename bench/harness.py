@@ -205,7 +205,7 @@ class Simulator:
             proc.kill()
             proc.wait()
 
-    def _get(self, path: str, method: str = "GET") -> dict[str, Any]:
+    def _get(self, path: str, method: str = "GET") -> Any:
         request = urllib.request.Request(
             self.url + path, method=method, data=b"" if method == "POST" else None
         )
@@ -235,6 +235,10 @@ class Simulator:
 
     def requests(self) -> int:
         return int(self.stats()["requests"])
+
+    def request_times(self) -> list[float]:
+        """When each request since the start or the last reset arrived, in `time.monotonic()` seconds."""
+        return self._get("/_sim/request-times")
 
     def reset(self) -> None:
         self._get("/_sim/reset", method="POST")

@@ -517,34 +517,39 @@ def efficiency(ctx: Context) -> Scenario:
         f"ideal. batchstream runs {repeats}x per concurrency (the run with the median time is shown, every "
         "run's time is in the notes), the naive client once. One more run, without a verdict, repeats "
         "concurrency 1,000 at a 2 s latency: whatever of the gap is a fixed cost (opening 1,000 "
-        "connections, launching the first wave) and not a cost per wave shows up there as a smaller ratio.",
+        "connections, launching the first wave) and not a cost per wave shows up there as a smaller ratio. "
+        "The notes break the time over the ideal down by when the simulator saw each request: how far apart "
+        "each wave's requests arrived (they go out one by one, each once the client has handled the reply "
+        "before it), and what came after the last reply was due.",
     )
     work = ctx.dir("efficiency")
     for concurrency in (10, 100, 1000):
         items = 4 * concurrency
         name = f"efficiency c={concurrency}"
         source = write_input(work / f"input{concurrency}.jsonl", items)
-        ours: list[tuple[Measured, Path]] = []
+        ours: list[tuple[Measured, Path, list[float]]] = []
         with Simulator(work, ttft=latency, tokens_per_s=0, reply_tokens=f"{tokens},{tokens}") as sim:
             for attempt in range(repeats):
                 log(f"{name}: batchstream run {attempt + 1}/{repeats}")
                 output = work / f"bs{concurrency}-{attempt}.results.jsonl"
                 argv = batchstream_argv(source, output, sim.url, concurrency)
                 run = run_client(argv, cwd=work, simulator=sim)
+                arrivals = sim.request_times()
                 sim.reset()
                 _expect("batchstream ok items", read_results(output).ok, items)
-                ours.append((run, output))
+                ours.append((run, output, arrivals))
             log(f"{name}: naive")
             naive_out = work / f"naive{concurrency}.results.jsonl"
             naive = run_naive(source, naive_out, sim, concurrency, work)
-        ours.sort(key=lambda pair: _active_s(pair[0]))
-        ours_run, ours_out = ours[len(ours) // 2]
+        ours.sort(key=lambda measured: _active_s(measured[0]))
+        ours_run, ours_out, ours_arrivals = ours[len(ours) // 2]
         if len(ours) > 1:
             ideal = math.ceil(items / concurrency) * latency
-            times = ", ".join(f"{_active_s(run):.2f} s ({_active_s(run) / ideal:.2f}x)" for run, _ in ours)
+            times = ", ".join(f"{_active_s(run):.2f} s ({_active_s(run) / ideal:.2f}x)" for run, _, _ in ours)
             scenario.notes.append(f"{name}, batchstream: the {len(ours)} runs took {times}")
         for tool, run, path in (("batchstream", ours_run, ours_out), (NAIVE, naive, naive_out)):
             _efficiency_row(scenario, name, tool, run, path, latency, items, concurrency, naive.cpu_s)
+        scenario.notes.append(_waves_note(name, ours_run, ours_arrivals, concurrency, latency))
     slow, concurrency = 2.0, 1000
     name = f"efficiency c={concurrency}, {slow:g} s latency"
     source = work / f"input{concurrency}.jsonl"
@@ -552,8 +557,31 @@ def efficiency(ctx: Context) -> Scenario:
         log(f"{name}: batchstream")
         out = work / "bs-slow.results.jsonl"
         run = run_client(batchstream_argv(source, out, sim.url, concurrency), cwd=work, simulator=sim)
+        arrivals = sim.request_times()
     _efficiency_row(scenario, name, "batchstream", run, out, slow, 4 * concurrency, concurrency, None)
+    scenario.notes.append(_waves_note(name, run, arrivals, concurrency, slow))
     return scenario
+
+
+def _waves_note(name: str, run: Measured, arrivals: list[float], concurrency: int, latency: float) -> str:
+    """Where a run's time over the ideal went, from when the simulator saw each of its requests.
+
+    Every request of a wave could in principle go out at once; each goes out once the client has handled
+    the reply before it and launched it, so a wave arrives spread over that much time, and the last
+    wave's lag is on top of the ideal. The rest is after the last reply was due: handling it, and exit.
+    """
+    _expect("requests the simulator saw (no retries)", len(arrivals), 4 * concurrency)
+    waves = [arrivals[start : start + concurrency] for start in range(0, len(arrivals), concurrency)]
+    spreads = ", ".join(f"{1000 * (wave[-1] - wave[0]):.0f}" for wave in waves)
+    span = arrivals[-1] - arrivals[0]
+    late = span - (len(waves) - 1) * latency
+    tail = _active_s(run) - span - latency
+    return (
+        f"{name}, batchstream (the run shown): each wave's {concurrency:,} requests reached the simulator "
+        f"over {spreads} ms. Of its {_active_s(run) - len(waves) * latency:.2f} s over the ideal, "
+        f"{late:.2f} s is how much later than {len(waves) - 1} latencies after the first request the last "
+        f"one arrived, and {tail:.2f} s is from when the last reply was due to the client's exit"
+    )
 
 
 def _active_s(run: Measured) -> float:

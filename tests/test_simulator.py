@@ -551,10 +551,16 @@ def test_stats_and_reset_endpoints(client: anthropic.Anthropic, sim: SimulatorTh
     assert remote["requests"] == 1 and remote["completed"] == 1 and remote["by_status"] == {"200": 1}
     assert before < remote["first_request_at"] < after  # the machine's monotonic clock, as a client's
     client.messages.create(**body_for("count me too"))
+    between = time.monotonic()
+    client.messages.create(**body_for("and me"))
     assert sim.stats()["first_request_at"] == remote["first_request_at"]  # the first one's, kept
+    times = httpx2.get(f"{sim.base_url}/_sim/request-times").json()
+    assert len(times) == 3 and times[0] == remote["first_request_at"]
+    assert times[1] < between < times[2] < time.monotonic()  # each request's own, in arrival order
     assert httpx2.post(f"{sim.base_url}/_sim/reset").status_code == 200
     reset = sim.stats()
     assert reset["requests"] == 0 and reset["attempts_per_key"] == {} and reset["first_request_at"] is None
+    assert httpx2.get(f"{sim.base_url}/_sim/request-times").json() == []
 
 
 def test_stop_is_quick_with_a_stalled_request() -> None:

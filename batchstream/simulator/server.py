@@ -91,6 +91,7 @@ class Simulator:
             ("POST", "/v1/messages/count_tokens"): self._api(self._count_tokens),
             ("GET", "/_sim/stats"): self._stats,
             ("HEAD", "/_sim/stats"): self._stats,
+            ("GET", "/_sim/request-times"): self._request_times,
             ("POST", "/_sim/reset"): self._reset,
         }
         self._unrouted = self._api(self._not_found)
@@ -108,6 +109,9 @@ class Simulator:
 
     async def _stats(self, _request: Request) -> Response:
         return Response(orjson.dumps(self.stats.snapshot()), JSON_CONTENT_TYPE)
+
+    async def _request_times(self, _request: Request) -> Response:
+        return Response(orjson.dumps(self.stats.request_times.tolist()), JSON_CONTENT_TYPE)
 
     async def _reset(self, _request: Request) -> Response:
         self.reset()
