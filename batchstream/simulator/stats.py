@@ -15,7 +15,6 @@ import orjson
 
 class Stats:
     def __init__(self) -> None:
-        self.requests = 0
         self.completed = 0
         self.rate_limited = 0
         self.by_status: Counter[int] = Counter()
@@ -29,7 +28,6 @@ class Stats:
         self.request_times = array("d")
 
     def saw_request(self) -> None:
-        self.requests += 1
         self.request_times.append(time.monotonic())
 
     def next_attempt(self, key: str) -> int:
@@ -50,7 +48,7 @@ class Stats:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "requests": self.requests,
+            "requests": len(self.request_times),
             "first_request_at": self.request_times[0] if self.request_times else None,
             "completed": self.completed,
             "rate_limited": self.rate_limited,
