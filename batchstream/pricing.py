@@ -129,7 +129,7 @@ class _Rates:
             web_searches,
         )
         total = 0
-        for tiers, count in zip(self._units, counts):  # noqa: B905 (both are six long)
+        for tiers, count in zip(self._units, counts, strict=True):
             if count:
                 # As calc_unit_price: the highest tier the whole prompt is past prices every unit.
                 for start, price in tiers:
