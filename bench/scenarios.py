@@ -549,8 +549,9 @@ def efficiency(ctx: Context) -> Scenario:
             scenario.notes.append(f"{name}, batchstream: the {len(ours)} runs took {times}")
         for tool, run, path in (("batchstream", ours_run, ours_out), (NAIVE, naive, naive_out)):
             _efficiency_row(scenario, name, tool, run, path, latency, items, concurrency, naive.cpu_s)
-        scenario.notes.append(_waves_note(name, ours_run, ours_arrivals, concurrency, latency))
+        scenario.notes.append(_waves_note(name, ours_run, ours_arrivals, items, concurrency, latency))
     slow, concurrency = 2.0, 1000
+    items = 4 * concurrency
     name = f"efficiency c={concurrency}, {slow:g} s latency"
     source = work / f"input{concurrency}.jsonl"
     with Simulator(work, ttft=slow, tokens_per_s=0, reply_tokens=f"{tokens},{tokens}") as sim:
@@ -558,19 +559,20 @@ def efficiency(ctx: Context) -> Scenario:
         out = work / "bs-slow.results.jsonl"
         run = run_client(batchstream_argv(source, out, sim.url, concurrency), cwd=work, simulator=sim)
         arrivals = sim.request_times()
-    _efficiency_row(scenario, name, "batchstream", run, out, slow, 4 * concurrency, concurrency, None)
-    scenario.notes.append(_waves_note(name, run, arrivals, concurrency, slow))
+    _efficiency_row(scenario, name, "batchstream", run, out, slow, items, concurrency, None)
+    scenario.notes.append(_waves_note(name, run, arrivals, items, concurrency, slow))
     return scenario
 
 
-def _waves_note(name: str, run: Measured, arrivals: list[float], concurrency: int, latency: float) -> str:
+def _waves_note(
+    name: str, run: Measured, arrivals: list[float], items: int, concurrency: int, latency: float
+) -> str:
     """Where a run's time over the ideal went, from when the simulator saw each of its requests.
 
     Every request of a wave could in principle go out at once; each goes out once the client has handled
     the reply before it and launched it, so a wave arrives spread over that much time, and the last
     wave's lag is on top of the ideal. The rest is after the last reply was due: handling it, and exit.
     """
-    items = 4 * concurrency
     if len(arrivals) != items:  # retries: the waves are not whole
         return f"{name}, batchstream: {len(arrivals):,} requests for {items:,} items, so no wave breakdown"
     waves = [arrivals[start : start + concurrency] for start in range(0, len(arrivals), concurrency)]
@@ -578,9 +580,10 @@ def _waves_note(name: str, run: Measured, arrivals: list[float], concurrency: in
     span = arrivals[-1] - arrivals[0]
     late = span - (len(waves) - 1) * latency
     tail = _active_s(run) - span - latency
+    over = _active_s(run) - math.ceil(items / concurrency) * latency
     return (
         f"{name}, batchstream (the run shown): each wave's {concurrency:,} requests reached the simulator "
-        f"over {spreads} ms. Of its {_active_s(run) - len(waves) * latency:.2f} s over the ideal, "
+        f"over {spreads} ms. Of its {over:.2f} s over the ideal, "
         f"{late:.2f} s is how much later than {len(waves) - 1} latencies after the first request the last "
         f"one arrived, and {tail:.2f} s is from when the last reply was due to the client's exit"
     )
