@@ -6,18 +6,15 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from .errors import BatchstreamError, ExitCode
+from .errors import BatchstreamError, ExitCode, InternalError
 from .inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, InputError, iter_requests
 from .retry import Backoff
 from .runner import RunConfig, run_batch
 from .shard import Shard
-
-if TYPE_CHECKING:
-    from .stream import Transport
 
 EXIT_CODES = """\b
 Exit codes:
@@ -26,6 +23,7 @@ Exit codes:
        with --fail-on-error-rate X, only when more than X of the items did
   2    usage or input error, bad API key or account, disk error; nothing lost, resumable
   3    stopped by --max-cost; run again with a higher budget to continue
+  70   stopped by an internal error (a bug; please report it); results kept, resumable
   130  interrupted (Ctrl-C / SIGTERM); run the same command to resume"""
 
 
@@ -44,11 +42,18 @@ class _Group(click.Group):
             )
             ctx.exit(ExitCode.USAGE)
         except BatchstreamError as exc:
-            click.echo(f"batchstream: error: {exc}", err=True)
+            resume = f"\nbatchstream: resume with:\n  {_command_line()}" if exc.resumable else ""
+            click.echo(f"batchstream: error: {exc}{resume}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("batchstream: interrupted", err=True)
             ctx.exit(ExitCode.INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug of ours before any result was written: one line, not a traceback
+            error = InternalError.from_exception(exc, "the results file", os.environ.get("ANTHROPIC_API_KEY"))
+            click.echo(f"batchstream: error: {error}", err=True)
+            ctx.exit(ExitCode.INTERNAL)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -204,17 +209,6 @@ def _defaults(
     show_default=True,
     help="Seconds one attempt may take in all.",
 )
-@click.option(
-    "--transport",
-    # The names of batchstream.stream.TRANSPORTS, spelled out so that the command line does not import the
-    # SDK (over a second) before it knows there is anything to send; a test keeps the two the same.
-    type=click.Choice(["direct", "sdk"]),
-    default="direct",
-    show_default=True,
-    help="direct: the SDK builds each request, batchstream sends it on its own connections (a sixth of "
-    "the CPU per request); sdk: every request goes through the SDK's own HTTP stack (a fallback; also "
-    "for proxies other than http:// and https://).",
-)
 @click.option("--rpm", type=click.IntRange(min=1), help="Client-side cap: requests per minute.")
 @click.option(
     "--itpm",
@@ -265,7 +259,6 @@ def run(
     backoff_cap: float,
     stall_timeout: float,
     timeout: float,
-    transport: Transport,
     rpm: int | None,
     itpm: int | None,
     otpm: int | None,
@@ -309,7 +302,6 @@ def run(
         backoff=Backoff(base=backoff_base, cap=backoff_cap),
         stall_timeout=stall_timeout,
         timeout=timeout,
-        transport=transport,
         rpm=rpm,
         itpm=itpm,
         otpm=otpm,

@@ -98,10 +98,23 @@ def classify(exc: BaseException, *, secret: str | None = None) -> Failure:
     elif isinstance(exc, StreamProtocolError):
         failure = Failure("protocol", True, False, None, "protocol_error", str(exc))
     else:
-        raise exc
+        failure = _internal_failure(exc)
     if secret and secret in failure.message:
         failure = dataclasses.replace(failure, message=failure.message.replace(secret, "[redacted]"))
     return failure
+
+
+def _internal_failure(exc: BaseException) -> Failure:
+    """Anything nobody listed (an odd event order from a server, a bug of ours): that item fails, not the run.
+
+    It may be a glitch of one reply, so it is worth one more attempt; a bug would fail the same way every
+    time, and each attempt may be a reply paid for, so it gets no more than that (INTERNAL_ATTEMPTS).
+    """
+    return Failure("internal", True, False, None, "internal_error", _describe(exc, "unexpected error"))
+
+
+# Attempts at most for an item whose attempts fail in a way nobody listed (see internal_failure).
+INTERNAL_ATTEMPTS = 2
 
 
 def _from_status_error(exc: anthropic.APIStatusError) -> Failure:

@@ -30,6 +30,7 @@ from .errors import (
     BatchstreamError,
     ExitCode,
     FatalAPIError,
+    InternalError,
     OutputWriteError,
     ResumeMismatchError,
     UsageError,
@@ -50,14 +51,14 @@ from .results import (
     repair_tail,
     rewrite_in_order,
 )
-from .retry import Backoff, Failure, classify
+from .retry import INTERNAL_ATTEMPTS, Backoff, Failure, classify
 from .shard import Shard
 from .summary import RunStats, SummaryBuilder, format_table, summarize_file, write_summary
 from .tokens import estimate_input_tokens
 
 if TYPE_CHECKING:
     from .simulator import SimulatorConfig
-    from .stream import StreamOutcome, Transport
+    from .stream import StreamOutcome
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
 
@@ -86,7 +87,6 @@ class RunConfig:
     backoff: Backoff = field(default_factory=Backoff)
     stall_timeout: float = 60.0
     timeout: float = 600.0
-    transport: Transport = "direct"
     rpm: int | None = None
     itpm: int | None = None
     otpm: int | None = None
@@ -392,6 +392,11 @@ class _Run:
             try:
                 if plan.already_done < plan.total:
                     await self._run_items(plan, progress, stack)
+            except BatchstreamError:
+                raise
+            except Exception as exc:  # not any one item's: the run stops, with its summary and results
+                if self._stop_error is None:
+                    self._stop_error = InternalError.from_exception(exc, self.output, self.api_key)
             finally:
                 progress.close()
                 self.writer.close()
@@ -450,7 +455,6 @@ class _Run:
             base_url=base_url,
             max_connections=config.concurrency,
             stall_timeout=config.stall_timeout,
-            transport=config.transport,
         )
         try:
             async with anyio.create_task_group() as outer:
@@ -503,8 +507,6 @@ class _Run:
                 item = await self._next_item(requests)
             if item is None:
                 requests.close()
-                # Nothing is left to launch: connections close as they go idle, not all at the exit.
-                self.client.drain()
                 return
             await self._run_item(*item)
 
@@ -584,6 +586,10 @@ class _Run:
             except OutputWriteError as exc:
                 self._stop(exc)
                 return
+            except Exception as exc:  # the line cannot be made (a value it cannot hold): that item fails
+                failure = classify(exc, secret=self.api_key)
+                record = self._error_record(request, failure, record["attempts"], record["retries"])
+                self.writer.write(record)
             self._counted.add(record)
             usage = record.get("usage") or {}
             self.progress.item_done(
@@ -629,16 +635,20 @@ class _Run:
                 else:
                     failure = classify(exc, secret=self.api_key)
             else:
-                usage = outcome.message.get("usage") or {}
-                controller.release(usage.get("output_tokens") or 0)
-                controller.on_success(outcome.headers, ticket)
-                return self._ok_record(request, outcome, attempt, retries)
+                try:
+                    usage = outcome.message.get("usage") or {}
+                    controller.release(usage.get("output_tokens") or 0)
+                    controller.on_success(outcome.headers, ticket)
+                    return self._ok_record(request, outcome, attempt, retries)
+                except Exception as exc:  # the reply came (and is paid for): another attempt pays again
+                    return self._error_record(request, classify(exc, secret=self.api_key), attempt, retries)
             if failure.fatal:
                 self._stop(_fatal_error(failure, self.output))
                 return None
             if failure.throttled:
                 controller.on_throttle(failure.retry_after, failure.headers, ticket)
-            if not failure.retryable or attempt >= config.max_attempts:
+            limit = config.max_attempts if failure.cause != "internal" else INTERNAL_ATTEMPTS
+            if not failure.retryable or attempt >= limit:
                 return self._error_record(request, failure, attempt, retries)
             retries[failure.cause] = retries.get(failure.cause, 0) + 1
             await anyio.sleep(config.backoff.delay(attempt, failure.retry_after, self._rng))

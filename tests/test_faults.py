@@ -18,7 +18,6 @@ from conftest import read_jsonl, run_cli, write_jsonl
 
 from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from batchstream.simulator import SimulatorThread, expected_reply, request_key
-from batchstream.stream import TRANSPORTS
 
 SimFactory = Callable[..., SimulatorThread]
 
@@ -71,10 +70,9 @@ def total_line(summary: Path) -> dict[str, Any]:
 # --- each fault kind alone -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("kind", list(CAUSE))
 def test_each_fault_kind_alone_is_retried_to_the_exact_reply(
-    tmp_path: Path, simulator_factory: SimFactory, kind: str, transport: str
+    tmp_path: Path, simulator_factory: SimFactory, kind: str
 ) -> None:
     sim = simulator_factory(retry_after_s=0, stall_s=3600)
     # Item i is scripted to fail i % 3 times (0, 1 or 2) with this one kind, then succeed.
@@ -85,7 +83,7 @@ def test_each_fault_kind_alone_is_retried_to_the_exact_reply(
     }
     inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": p} for i, p in prompts.items()])
 
-    done = run_cli("run", inputs, *FAST, "--transport", transport, base_url=sim.base_url)
+    done = run_cli("run", inputs, *FAST, base_url=sim.base_url)
 
     assert done.returncode == 0, done.stderr
     rows = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
@@ -164,14 +162,13 @@ def test_mixed_faults_over_a_batch_all_end_ok_and_every_fault_is_one_retry(
 # --- errors that are not retried, or retried until the attempts run out -----------------------------------
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_reply_that_outlasts_the_timeout_is_cut_retried_and_recorded_as_a_timeout(
-    tmp_path: Path, simulator_factory: SimFactory, transport: str
+    tmp_path: Path, simulator_factory: SimFactory
 ) -> None:
     """The reply never stalls (a token every 50 ms) but takes 2 s, well past --timeout 0.4 s."""
     sim = simulator_factory(tokens_per_s=20, reply_tokens=(40, 40))
     inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": "slow", "prompt": "Take your time."}])
-    args = ("--timeout", "0.4", "--max-attempts", "2", "--transport", transport)
+    args = ("--timeout", "0.4", "--max-attempts", "2")
     done = run_cli("run", inputs, *FAST, *args, base_url=sim.base_url)
     assert done.returncode == 1, done.stderr
     [row] = read_jsonl(tmp_path / "in.results.jsonl")

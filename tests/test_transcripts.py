@@ -20,7 +20,6 @@ from batchstream.pricing import Pricer
 from batchstream.simulator import SimulatorThread, expected_reply
 from batchstream.simulator.transcripts import TRANSCRIPT_DIR, load_transcript, transcript_names
 from batchstream.sse import SSEDecoder
-from batchstream.stream import TRANSPORTS
 
 API_HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 NAMES = sorted(transcript_names())
@@ -100,9 +99,8 @@ def test_unknown_transcript_is_a_400(simulator: SimulatorThread) -> None:
     assert "transcript='no_such_transcript' is not one of" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_every_transcript_through_the_cli(
-    tmp_path: Path, simulator_factory: Callable[..., SimulatorThread], transport: str
+    tmp_path: Path, simulator_factory: Callable[..., SimulatorThread]
 ) -> None:
     simulator = simulator_factory()
     write_jsonl(tmp_path / "in.jsonl", [{"id": name, "params": body(name)} for name in NAMES])
@@ -113,8 +111,6 @@ def test_every_transcript_through_the_cli(
         "-q",
         "--max-attempts",
         "1",
-        "--transport",
-        transport,
         cwd=tmp_path,
         base_url=simulator.base_url,
     )

@@ -1,9 +1,7 @@
-"""The direct transport sends what the SDK builds and maps answers as the SDK does.
+"""Requests go out through the SDK's own stack, and come back as the SDK maps them.
 
-`direct` (the default) has the SDK build one request per set of headers and posts each item's body on
-batchstream's own keep-alive connections; `sdk` sends everything through the SDK's own stack. Both are
-held here to the same bytes on the wire and the same exceptions, so the fast path cannot drift from the
-SDK.
+Every request is sent by the SDK's public API on its aiohttp transport; these tests hold what reaches a
+server (path, headers, body) and what an error answer becomes to what an input line asks for.
 """
 
 from __future__ import annotations
@@ -13,33 +11,24 @@ from typing import Any
 
 import anthropic
 import anyio
-import click
 import orjson
 import pytest
 from aiohttp import web
 from conftest import CANNED_SSE
 
-from batchstream.cli import run
-from batchstream.inputs import API_PARAMS, Request
+from batchstream.inputs import Request
 from batchstream.retry import classify
 from batchstream.simulator import SimulatorThread, expected_reply
-from batchstream.stream import (
-    _BETA_KWARGS,
-    _MESSAGES_KWARGS,
-    TRANSPORTS,
-    StreamClient,
-    StreamOutcome,
-    _CaptureTransport,
-)
+from batchstream.stream import StreamClient, StreamOutcome
 
 KEY = "sk-test-transport"
-# Set by the transport layer beneath each path for every request, not by the SDK or batchstream.
+# Set by the HTTP layer for every request, not by the SDK or batchstream.
 _TRANSPORT_HEADERS = {"host", "content-length"}
 
 REQUESTS = {
     "plain": ({"messages": [{"role": "user", "content": "Hi"}]}, ()),
-    "extra body fields": (
-        {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.5, "top_k": 3, "new_field": [1]},
+    "a field the SDK does not know": (
+        {"messages": [{"role": "user", "content": "Hi"}], "new_field": [1]},
         (),
     ),
     "every field the API knows": (
@@ -67,8 +56,8 @@ def _request(name: str) -> Request:
     )
 
 
-async def _record(transport: str, requests: list[Request]) -> list[dict[str, Any]]:
-    """What a server receives when each request goes out through `transport`."""
+async def _record(requests: list[Request]) -> list[dict[str, Any]]:
+    """What a server receives when each request goes out."""
     seen: list[dict[str, Any]] = []
 
     async def serve(incoming: web.Request) -> web.Response:
@@ -97,7 +86,6 @@ async def _record(transport: str, requests: list[Request]) -> list[dict[str, Any
         base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
         max_connections=2,
         stall_timeout=5,
-        transport=transport,  # type: ignore[arg-type]
     )
     try:
         for request in requests:
@@ -110,59 +98,32 @@ async def _record(transport: str, requests: list[Request]) -> list[dict[str, Any
     return seen
 
 
-def test_direct_sends_exactly_what_the_sdk_sends() -> None:
-    requests = [_request(name) for name in REQUESTS] * 2  # the second round reuses the direct templates
-    direct, sdk = anyio.run(_record, "direct", requests), anyio.run(_record, "sdk", requests)
-    assert len(direct) == len(sdk) == len(requests)
-    for name, got, want in zip([*REQUESTS, *REQUESTS], direct, sdk, strict=True):
-        assert got == want, name
-    by_name = dict(zip(REQUESTS, direct, strict=False))
-    assert by_name["plain"]["path"] == "/v1/messages"
-    assert by_name["betas"]["headers"]["anthropic-beta"] == "beta-one,beta-two"
-    assert by_name["one beta"]["headers"]["anthropic-beta"] == "beta-one"
-    assert by_name["extra body fields"]["body"]["temperature"] == 0.5
-    assert by_name["plain"]["body"]["stream"] is True
-    assert by_name["plain"]["headers"]["authorization"] == f"Bearer {KEY}"
-
-
-@pytest.mark.parametrize("beta", [False, True])
-def test_no_field_an_input_line_may_hold_leaves_the_body(beta: bool) -> None:
-    """The direct path sends a line's fields as its body: if an SDK moved one of them into the headers
-    (as it does `workspace_id`, which input lines may not hold), this fails."""
-
-    async def outside_the_body() -> set[str]:
-        capture = _CaptureTransport()
-        client = anthropic.AsyncAnthropic(
-            api_key=KEY,
-            base_url="http://sdk.invalid",
-            http_client=anthropic.DefaultAsyncHttpxClient(transport=capture),
+def test_each_line_goes_out_as_its_body_with_the_sdks_headers() -> None:
+    requests = [_request(name) for name in REQUESTS]
+    seen = dict(zip(REQUESTS, anyio.run(_record, requests), strict=True))
+    for name, (params, _betas) in REQUESTS.items():
+        got = seen[name]
+        assert (got["method"], got["path"]) == ("POST", "/v1/messages"), name
+        assert got["body"] == {"model": "claude-sonnet-5-5", "max_tokens": 16, **params, "stream": True}, name
+        assert got["headers"]["authorization"] == f"Bearer {KEY}"
+        assert (
+            got["headers"]["anthropic-version"]
+            == anthropic.AsyncAnthropic(api_key="k").default_headers["anthropic-version"]
         )
-        messages = client.beta.messages if beta else client.messages
-        known = _BETA_KWARGS if beta else _MESSAGES_KWARGS
-        absent = set()
-        for name in sorted(known - {"model", "max_tokens", "messages", "stream", "timeout", "betas"}):
-            async with messages.with_streaming_response.create(
-                model="m", max_tokens=1, messages=[], stream=True, **{name: "probe"}
-            ):
-                pass
-            if name not in orjson.loads(capture.requests[-1].content):
-                absent.add(name)
-        await client.close()
-        return absent
-
-    outside = anyio.run(outside_the_body)
-    assert "workspace_id" in outside  # the probe does find the keywords that become headers
-    assert not outside & API_PARAMS
+        assert got["headers"]["content-type"] == "application/json"
+    assert seen["betas"]["headers"]["anthropic-beta"] == "beta-one,beta-two"
+    assert seen["one beta"]["headers"]["anthropic-beta"] == "beta-one"
+    assert "anthropic-beta" not in seen["plain"]["headers"]
 
 
-def _outcome_or_failure(transport: str, base_url: str, prompt: str) -> StreamOutcome | Any:
+
+def _outcome_or_failure(base_url: str, prompt: str) -> StreamOutcome | Any:
     async def go() -> StreamOutcome | Any:
         client = StreamClient(
             api_key=KEY,
             base_url=base_url,
             max_connections=2,
             stall_timeout=5,
-            transport=transport,  # type: ignore[arg-type]
         )
         params = {
             "model": "claude-sonnet-5-5",
@@ -180,56 +141,44 @@ def _outcome_or_failure(transport: str, base_url: str, prompt: str) -> StreamOut
 
 
 @pytest.mark.parametrize(
-    "directive",
-    ["status=400", "status=401", "status=403", "status=404", "fail=429,429", "fail=529,529", "fail=500,500"],
+    ("directive", "want"),
+    [
+        ("status=400", ("client_error", False, False, 400, "invalid_request_error", None)),
+        ("status=401", ("authentication", False, True, 401, "authentication_error", None)),
+        ("status=403", ("permission", False, True, 403, "permission_error", None)),
+        ("status=404", ("client_error", False, False, 404, "not_found_error", None)),
+        ("fail=429", ("rate_limit", True, False, 429, "rate_limit_error", 2.0)),
+        ("fail=529", ("overloaded", True, False, 529, "overloaded_error", 2.0)),
+        ("fail=500", ("server_error", True, False, 500, "api_error", None)),
+    ],
 )
-def test_error_answers_become_the_same_sdk_exception_on_both_paths(
-    simulator_factory: Callable[..., SimulatorThread], directive: str
+def test_error_answers_become_the_sdks_exception_and_their_failure(
+    simulator_factory: Callable[..., SimulatorThread], directive: str, want: tuple[Any, ...]
 ) -> None:
     sim = simulator_factory(retry_after_s=2)
-    # A `fail=` directive lists one failure per attempt: one for each transport.
-    prompt = f"Fail. [[sim {directive}]]"
-    direct, sdk = (_outcome_or_failure(t, sim.base_url, prompt) for t in TRANSPORTS)
-    assert isinstance(direct, anthropic.APIStatusError), direct
-    assert type(direct) is type(sdk)
-    # Each answer carries its own request id and clock times; the rest must be identical.
-    assert direct.request_id and sdk.request_id and direct.body["request_id"] == direct.request_id
-    seen = []
-    for exc in (direct, sdk):
-        headers = {
-            k: "(varies)" if k in ("date", "request-id") or k.endswith("-reset") else v
-            for k, v in exc.response.headers.items()
-        }
-        body = orjson.dumps(exc.body).decode().replace(exc.request_id, "ID")
-        seen.append((exc.status_code, body, exc.message.replace(exc.request_id, "ID"), headers))
-    assert seen[0] == seen[1]
-    got, want = classify(direct), classify(sdk)
-    assert (got.cause, got.retryable, got.fatal, got.status, got.type, got.message, got.retry_after) == (
-        want.cause,
-        want.retryable,
-        want.fatal,
-        want.status,
-        want.type,
-        want.message,
-        want.retry_after,
-    )
+    error = _outcome_or_failure(sim.base_url, f"Fail. [[sim {directive}]]")
+    assert isinstance(error, anthropic.APIStatusError), error
+    assert error.status_code == want[3]
+    assert error.request_id and error.body["request_id"] == error.request_id
+    got = classify(error)
+    assert (got.cause, got.retryable, got.fatal, got.status, got.type, got.retry_after) == want
+    assert got.message == error.body["error"]["message"]
+    assert got.request_id == error.request_id
 
 
-def test_both_paths_assemble_the_simulators_reply(simulator: SimulatorThread) -> None:
+def test_the_simulators_reply_is_assembled(simulator: SimulatorThread) -> None:
     prompt = "Say something long enough to span several events."
     want = expected_reply(
         {"model": "claude-sonnet-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": prompt}]}
     )
-    for transport in TRANSPORTS:
-        outcome = _outcome_or_failure(transport, simulator.base_url, prompt)
-        assert isinstance(outcome, StreamOutcome), outcome
-        assert outcome.message["content"] == want["content"], transport
-        assert outcome.message["usage"] == want["usage"], transport
-        assert outcome.headers["content-type"].startswith("text/event-stream")
+    outcome = _outcome_or_failure(simulator.base_url, prompt)
+    assert isinstance(outcome, StreamOutcome), outcome
+    assert outcome.message["content"] == want["content"]
+    assert outcome.message["usage"] == want["usage"]
+    assert outcome.headers["content-type"].startswith("text/event-stream")
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch, transport: str) -> None:
+def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     async def through_proxy() -> list[str]:
         hosts: list[str] = []
 
@@ -250,7 +199,6 @@ def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch
             base_url="http://api.batchstream.invalid",
             max_connections=2,
             stall_timeout=5,
-            transport=transport,  # type: ignore[arg-type]
         )
         try:
             outcome = await client.stream(_request("plain"))
@@ -261,10 +209,3 @@ def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch
         return hosts
 
     assert anyio.run(through_proxy) == ["api.batchstream.invalid"]
-
-
-def test_the_command_line_offers_exactly_the_transports() -> None:
-    [option] = [p for p in run.params if p.name == "transport"]
-    assert isinstance(option.type, click.Choice)
-    assert tuple(option.type.choices) == TRANSPORTS
-    assert option.default == TRANSPORTS[0]

@@ -22,8 +22,19 @@ _FLAGS = frozenset({"citations", "redacted_thinking"})
 _COUNTS = frozenset({"tokens", "tool_input_bytes", "cache_read"})
 # Stop reasons a reply cannot reach on its own (max_tokens, stop_sequence and tool_use follow the request).
 _STOPS = ("end_turn", "pause_turn", "refusal", "model_context_window_exceeded")
+# Events a reply's stream carries, any of which `garble=` can break.
+STREAM_EVENTS = (
+    "message_start",
+    "content_block_start",
+    "ping",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+)
 _CHOICES: dict[str, Callable[[], Collection[str]]] = {
     "stop": lambda: _STOPS,
+    "garble": lambda: STREAM_EVENTS,
     "service_tier": lambda: ("standard", "priority", "batch"),
     "transcript": transcript_names,
 }
@@ -45,6 +56,7 @@ class Directives:
     cache_read: int = 0
     service_tier: str | None = None
     transcript: str | None = None
+    garble: str | None = None  # the first event of this type goes out as JSON cut short, on every attempt
 
 
 NO_DIRECTIVES = Directives()

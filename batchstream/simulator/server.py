@@ -12,7 +12,7 @@ import orjson
 
 from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 from .directives import DirectiveError, parse_directives
-from .events import Event, stream_events
+from .events import Event, garbled, stream_events
 from .faults import STATUS_FAULTS, Fault, decide_fault
 from .http import BodyTooLarge, Request, Response, StreamResponse, header_lines
 from .prompt import estimate_input_tokens
@@ -240,7 +240,7 @@ class Simulator:
         if config.ttft_s:
             await self._ttft.sleep(config.ttft_s)
         if body.get("stream"):
-            return await self._stream(request, exchange, reply, fault)
+            return await self._stream(request, exchange, reply, fault, directives.garble)
         return await self._message(request, exchange, reply, fault)
 
     def _fail_with_status(self, status: int, outcome: str) -> NoReturn:
@@ -286,11 +286,13 @@ class Simulator:
         return None
 
     async def _stream(
-        self, request: Request, exchange: Exchange, reply: Reply, fault: Fault | None
+        self, request: Request, exchange: Exchange, reply: Reply, fault: Fault | None, garble: str | None
     ) -> Answer:
         response = _event_stream(request, self._headers(exchange))
         exchange.status = 200
         events = stream_events(reply, new_id("msg_"), exchange.model or "", fault)
+        if garble is not None:
+            events = garbled(events, garble)
         end_body = fault is None or fault.kind != "drop"  # a dropped stream is cut off instead
         if self.config.tokens_per_s:
             await self._write_paced(response, events, exchange, end_body)
