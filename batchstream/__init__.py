@@ -1,23 +1,30 @@
 """batchstream: bounded, resumable, streaming batches against the Anthropic Messages API.
 
+from pathlib import Path
 from batchstream import RunConfig, run_batch
+
 report = run_batch(RunConfig(input=Path("prompts.jsonl"), simulate=True))
 """
 
-from .errors import BatchstreamError, ExitCode
-from .inputs import Defaults, InputError, Request, iter_requests
-from .retry import Backoff
-from .runner import RunConfig, RunReport, run_batch
+from .config import Limits, Output, RetryPolicy, RunConfig
+from .errors import BatchstreamError, ExitCode, InputError
+from .inputs import Defaults, Request, iter_requests
+from .runner import Host, RunReport, StopReason, arun_batch, run_batch
 
 __all__ = [
-    "Backoff",
     "BatchstreamError",
     "Defaults",
     "ExitCode",
+    "Host",
     "InputError",
+    "Limits",
+    "Output",
     "Request",
+    "RetryPolicy",
     "RunConfig",
     "RunReport",
+    "StopReason",
+    "arun_batch",
     "iter_requests",
     "run_batch",
 ]

@@ -8,7 +8,7 @@ flight: the budget is used as fully as it safely can be.
 
 from __future__ import annotations
 
-import anyio
+import asyncio
 
 from .inputs import Request
 from .pricing import Pricer
@@ -22,7 +22,7 @@ class Budget:
         self.reserved_usd = 0.0
         self._held = 0  # reservations in flight; counted, since float sums of reservations never return to 0
         self._pricer = pricer
-        self._settled = anyio.Event()
+        self._settled = asyncio.Event()
 
     def worst_case(self, request: Request) -> float:
         model = request.params["model"]
@@ -50,4 +50,4 @@ class Budget:
         self.reserved_usd = self.reserved_usd - worst_usd if self._held else 0.0
         self.spent_usd += actual_usd or 0.0
         self._settled.set()
-        self._settled = anyio.Event()
+        self._settled = asyncio.Event()

@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
-from .errors import BatchstreamError, ExitCode, InternalError
+from .config import Limits, Output, RetryPolicy, RunConfig
+from .console import ConsoleHost
+from .errors import BatchstreamError, ExitCode, InternalError, UsageError
 from .inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, InputError, iter_requests
-from .retry import Backoff
-from .runner import RunConfig, run_batch
+from .runner import run_batch
 from .shard import Shard
 
 EXIT_CODES = """\b
@@ -285,36 +286,42 @@ def run(
     to_stdout = output == Path("-")
     if checkpoint is not None and not to_stdout:
         raise click.BadParameter("--checkpoint goes with -o - (otherwise OUTPUT is the checkpoint)")
+    simulator = _simulator_config(sim_options) if simulate else None
+    api_key = os.environ.get("ANTHROPIC_API_KEY")
+    if not api_key and not simulate:
+        raise UsageError(
+            "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) "
+            "or run against the built-in simulator with --simulate"
+        )
     config = RunConfig(
         input=input_path,
-        output=checkpoint if to_stdout else output,
-        stdout=to_stdout,
-        summary=summary,
+        output=Output(
+            path=checkpoint if to_stdout else output,
+            summary=summary,
+            stdout=to_stdout,
+            ordered=ordered,
+            content=not no_content,
+        ),
         defaults=_defaults(model, max_tokens, system, temperature, betas),
-        concurrency=concurrency,
+        limits=Limits(concurrency=concurrency, rpm=rpm, itpm=itpm, otpm=otpm, max_cost=max_cost),
+        retry=RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            stall_timeout=stall_timeout,
+            timeout=timeout,
+        ),
+        api_key=api_key,
         base_url=base_url,
         simulate=simulate,
-        simulator=_simulator_config(sim_options) if simulate else None,
+        simulator=simulator,
         retry_errors=retry_errors,
         restart=restart,
         price_file=price_file,
-        max_attempts=max_attempts,
-        backoff=Backoff(base=backoff_base, cap=backoff_cap),
-        stall_timeout=stall_timeout,
-        timeout=timeout,
-        rpm=rpm,
-        itpm=itpm,
-        otpm=otpm,
-        max_cost=max_cost,
         shard=_shard(shard_text),
         fail_on_error_rate=fail_on_error_rate,
-        ordered=ordered,
-        content=not no_content,
-        quiet=quiet,
-        progress_interval=progress_interval,
-        handle_signals=True,
     )
-    report = run_batch(config)
+    report = run_batch(config, host=ConsoleHost(quiet=quiet, progress_interval=progress_interval))
     if report.interrupted:
         click.echo(
             f"batchstream: interrupted after {report.ok + report.errors} items this run; results so far in "
@@ -677,9 +684,9 @@ def summary_command(results: Path, markdown: bool, output: Path | None) -> None:
       batchstream summary prompts.results.jsonl
       batchstream summary all.results.jsonl --markdown >> "$GITHUB_STEP_SUMMARY"
     """
+    from .config import default_summary
     from .errors import UsageError
     from .markdown import first_errors, markdown_summary
-    from .runner import default_summary
     from .summary import format_table, summarize_file, write_summary
 
     try:

@@ -1,4 +1,20 @@
-"""Exit codes and the errors that end a run.
+"""Exit codes, and every error batchstream raises, in one place.
+
+Two families, because they travel differently:
+
+    BatchstreamError          stops the whole run; shown as one line, never a traceback (has exit_code)
+    ├── UsageError            bad options, no API key, a locked or unusable output file
+    ├── InputError            the input file's problems, all listed with file, line and field
+    ├── PriceFileError        a --price-file that cannot be used
+    ├── ResumeMismatchError   recorded items no longer match their input lines
+    ├── FatalAPIError         the API refused the account (401, 402, 403): every item would fail
+    ├── OutputWriteError      results could not be written (disk full, I/O error)
+    └── InternalError         a bug of ours outside any one item; results kept
+
+    StreamError               one attempt's stream is unusable; that attempt fails, the run goes on
+    ├── IncompleteStreamError the stream ended before `message_stop`
+    ├── StreamEventError      an `error` event arrived mid-stream
+    └── StreamProtocolError   the stream broke the protocol (a delta for an unknown block, bad tool JSON)
 
 Every error that stops batchstream maps to one exit code, so scripts and CI can tell "some items failed"
 from "nothing could run" without parsing messages.
@@ -6,6 +22,7 @@ from "nothing could run" without parsing messages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -28,6 +45,26 @@ class BatchstreamError(Exception):
 
 class UsageError(BatchstreamError):
     """Bad options, a missing key, a locked or unusable output file."""
+
+
+class InputError(BatchstreamError):
+    """All of a file's problems at once; `total` counts past the cap so the size of the mess is known."""
+
+    def __init__(self, problems: Sequence[object], total: int) -> None:
+        super().__init__(problems, total)
+        self.problems = list(problems)
+        self.total = total
+
+    def __str__(self) -> str:
+        lines = [str(problem) for problem in self.problems]
+        hidden = self.total - len(self.problems)
+        if hidden:
+            lines.append(f"... and {hidden} more problem{'' if hidden == 1 else 's'}")
+        return "\n".join(lines)
+
+
+class PriceFileError(BatchstreamError, ValueError):
+    """A --price-file that cannot be used; the message points at the file, model and field at fault."""
 
 
 class ResumeMismatchError(BatchstreamError):
@@ -63,3 +100,24 @@ class InternalError(BatchstreamError):
             f"internal error: {what} (a bug in batchstream; please report it). "
             f"Results already written to {output} are kept."
         )
+
+
+class StreamError(Exception):
+    """One attempt's stream cannot be used; the attempt fails and may be retried."""
+
+
+class IncompleteStreamError(StreamError):
+    """The stream ended without `message_stop`: the reply is partial and must not be recorded."""
+
+
+class StreamEventError(StreamError):
+    """The API sent an `error` event after the stream had started (e.g. overloaded mid-reply)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class StreamProtocolError(StreamError):
+    """The stream broke the protocol: a delta for an unknown block, or tool input that is not JSON."""

@@ -23,6 +23,8 @@ from typing import Any, NamedTuple, overload
 
 import orjson
 
+from .errors import InputError
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 1024
 
@@ -120,22 +122,6 @@ class Problem:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         what = self.message if self.field is None else f"{self.field}: {self.message}"
         return f"{where}: {what}"
-
-
-class InputError(Exception):
-    """All of a file's problems at once; `total` counts past the cap so the size of the mess is known."""
-
-    def __init__(self, problems: list[Problem], total: int) -> None:
-        super().__init__(problems, total)
-        self.problems = problems
-        self.total = total
-
-    def __str__(self) -> str:
-        lines = [str(problem) for problem in self.problems]
-        hidden = self.total - len(self.problems)
-        if hidden:
-            lines.append(f"... and {hidden} more problem{'' if hidden == 1 else 's'}")
-        return "\n".join(lines)
 
 
 class _Problems:

@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
+from .config import default_summary
 from .errors import ExitCode, UsageError
 from .inputs import Defaults, iter_requests
 from .results import iter_result_lines, rewrite_in_order
-from .runner import default_summary
 from .summary import SummaryBuilder, write_summary
 
 __all__ = ["MergeReport", "merge"]

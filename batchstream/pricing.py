@@ -29,6 +29,8 @@ from typing import Any
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
+from .errors import PriceFileError
+
 __all__ = ["PriceFileError", "Pricer"]
 
 _log = logging.getLogger(__name__)
@@ -59,10 +61,6 @@ _GENAI_PRICE_KEYS = frozenset(
         "web_searches_kcount",
     }
 )
-
-
-class PriceFileError(ValueError):
-    """A --price-file that cannot be used; the message points at the file, model and field at fault."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,47 +1,51 @@
-"""run_batch: the whole job, from an input file to a results file and a summary.
+"""run_batch: the life of a run, from an input file to a results file and a summary.
 
-Structure: validate everything first (nothing is sent and no file is touched on bad input), then stream
-the input a second time and launch one task per item still to do, never more than `concurrency` alive,
-so memory follows concurrency and not the size of the input. Each finished item is appended to the
-results file at once; that file is the checkpoint a later run resumes from.
+Validate and plan first (nothing is sent and no file is touched on bad input), lock the output, then run
+up to `concurrency` workers that take items in input order, each item's attempts in `attempts.py`, each
+finished item appended to the results file at once: that file is the checkpoint a later run resumes
+from. This module holds the lifecycle, the dispatch and the one reason a run stops; what an item's line
+says is `record.py`'s, what a failure means is `transport/failures.py`'s.
+
+The library is quiet: it prints nothing, reads no environment variable and installs no signal handler
+unless its `Host` says so. The command line's host shows progress, logs and the summary table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import os
 import random
 import signal
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-import anyio
-
+from .attempts import Cancelled, Fatal, Ok, run_attempts
 from .budget import Budget
-from .deadline import Deadline
+from .config import RunConfig, default_summary
 from .errors import (
     BatchstreamError,
     ExitCode,
     FatalAPIError,
     InternalError,
     OutputWriteError,
-    ResumeMismatchError,
     UsageError,
 )
 from .eventloop import new_event_loop
-from .inputs import Defaults, Request, Unchanged, iter_requests
+from .inputs import Request
 from .limiter import LaunchController
-from .markdown import append_github_step_summary, first_errors, markdown_summary
-from .pricing import PriceFileError, Pricer
-from .progress import Progress, make_progress
+from .plan import Plan, make_plan, requests
+from .pricing import Pricer
+from .progress import Progress
 from .readahead import ReadAhead
+from .record import ResultRecord, error_record, ok_record
 from .results import (
     Checkpoint,
     OutputLock,
@@ -51,55 +55,23 @@ from .results import (
     repair_tail,
     rewrite_in_order,
 )
-from .retry import INTERNAL_ATTEMPTS, Backoff, Failure, classify
-from .shard import Shard
-from .summary import RunStats, SummaryBuilder, format_table, summarize_file, write_summary
-from .tokens import estimate_input_tokens
-
-if TYPE_CHECKING:
-    from .simulator import SimulatorConfig
-    from .stream import StreamOutcome
+from .summary import RunStats, SummaryBuilder, summarize_file, write_summary
+from .transport import Sender
+from .transport.failures import Failure, classify
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
 
-_Item = TypeVar("_Item", bound=Request | Unchanged)
 # A request to launch and what the budget reserved for it.
 _Launch = tuple[Request, float]
 
 
-@dataclass
-class RunConfig:
-    """Everything one run needs; the CLI fills it from its options, library users build it directly."""
+class StopReason(StrEnum):
+    """Why a run ended: the one answer, recorded on the summary's total line as `stopped`."""
 
-    input: Path
-    output: Path | None = None
-    summary: Path | None = None
-    defaults: Defaults = field(default_factory=Defaults)
-    concurrency: int = 16
-    api_key: str | None = None
-    base_url: str | None = None
-    simulate: bool = False
-    simulator: SimulatorConfig | None = None
-    retry_errors: bool = False
-    restart: bool = False
-    price_file: Path | None = None
-    max_attempts: int = 8
-    backoff: Backoff = field(default_factory=Backoff)
-    stall_timeout: float = 60.0
-    timeout: float = 600.0
-    rpm: int | None = None
-    itpm: int | None = None
-    otpm: int | None = None
-    content: bool = True
-    quiet: bool = False
-    progress_interval: float = 10.0
-    handle_signals: bool = False
-    seed: int | None = None
-    max_cost: float | None = None
-    shard: Shard | None = None
-    fail_on_error_rate: float | None = None
-    ordered: bool = False
-    stdout: bool = False
+    COMPLETED = "completed"
+    BUDGET = "budget"  # --max-cost: the next item could have passed it
+    INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM
+    ERROR = "error"  # a run-level error (refused account, disk, a bug); raised after the summary
 
 
 @dataclass
@@ -110,11 +82,18 @@ class RunReport:
     already_done: int
     ok: int = 0
     errors: int = 0
-    interrupted: bool = False
-    stopped_by_budget: bool = False
+    stopped: StopReason = StopReason.COMPLETED
     spent_usd: float = 0.0
     fail_on_error_rate: float | None = None
     summary_lines: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped is StopReason.INTERRUPTED
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        return self.stopped is StopReason.BUDGET
 
     @property
     def total_line(self) -> dict[str, Any]:
@@ -132,29 +111,31 @@ class RunReport:
         items = self.total_line.get("items") or 0
         return ExitCode.ITEM_ERRORS if items and errors / items > self.fail_on_error_rate else ExitCode.OK
 
-    @property
-    def stopped(self) -> str:
-        if self.interrupted:
-            return "interrupted"
-        return "budget" if self.stopped_by_budget else "completed"
+
+class Host:
+    """What a run may do beyond its own files. This one is silent: a library caller's default.
+
+    The command line's host logs to stderr, shows progress, prints the summary, and watches signals.
+    """
+
+    #: Stop cleanly on SIGINT / SIGTERM (in-flight items run again on resume).
+    watch_signals: bool = False
+
+    def log(self, message: str) -> None:
+        """A line for the user: a warning, or what the run did to the output file."""
+
+    def progress(self, total: int, done_before: int) -> Progress:
+        return Progress(total, done_before)
+
+    def interrupted(self) -> None:
+        """Called once, at the first stop signal, after the run's own handlers are gone."""
+
+    def finished(self, report: RunReport) -> None:
+        """Called once the summary is written, before any run-level error is raised."""
 
 
-def default_output(input_path: Path) -> Path:
-    return _replace_jsonl(input_path, ".results.jsonl")
-
-
-def default_summary(output: Path) -> Path:
-    return _replace_jsonl(output, ".summary.jsonl")
-
-
-def _replace_jsonl(path: Path, suffix: str) -> Path:
-    """`in.jsonl` -> `in{suffix}`; a name without `.jsonl` keeps its whole name before the suffix."""
-    return path.with_name(path.name.removesuffix(".jsonl") + suffix)
-
-
-def run_batch(config: RunConfig, *, log: Callable[[str], None] | None = None) -> RunReport:
-    """Run a batch to completion (or interruption) and return what happened."""
-    run = _Run(config, log or _log_stderr)
+def run_batch(config: RunConfig, *, host: Host | None = None) -> RunReport:
+    """Run a batch to completion (or until it stops) in a new event loop, and return what happened."""
     # The cyclic collector otherwise keeps walking the SDK's tens of thousands of long-lived objects: its
     # full passes cost seconds of CPU over a big batch and pauses of hundreds of ms with thousands of
     # streams open. Freeze what exists now and collect young objects less eagerly, for this run only.
@@ -163,11 +144,16 @@ def run_batch(config: RunConfig, *, log: Callable[[str], None] | None = None) ->
     gc.freeze()
     gc.set_threshold(10_000, 50, 50)
     try:
-        return anyio.run(run.run, backend="asyncio", backend_options={"loop_factory": new_event_loop})
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(arun_batch(config, host=host))
     finally:
-        run.restore_signal_handlers()
         gc.set_threshold(*threshold)
         gc.unfreeze()
+
+
+async def arun_batch(config: RunConfig, *, host: Host | None = None) -> RunReport:
+    """`run_batch` inside an event loop that is already running (a notebook, an async application)."""
+    return await _Run(config, host or Host()).run()
 
 
 # Open files a run needs besides its connections: results, lock, summary, standard streams, the resolver.
@@ -198,150 +184,53 @@ def _ensure_open_files(needed: int) -> None:
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _quit_at_once(_signum: int, _frame: object) -> None:
-    os._exit(ExitCode.INTERRUPTED)
-
-
-def _log_stderr(message: str) -> None:
-    print(f"batchstream: {message}", file=sys.stderr, flush=True)
-
-
-class _LineMask:
-    """The set of input line numbers still to run, one byte per line of the file."""
-
-    def __init__(self) -> None:
-        self._bits = bytearray()
-
-    def add(self, line: int) -> None:
-        if line >= len(self._bits):
-            self._bits.extend(bytes(max(line + 1 - len(self._bits), len(self._bits))))
-        self._bits[line] = 1
-
-    def __contains__(self, line: object) -> bool:
-        return isinstance(line, int) and line < len(self._bits) and self._bits[line] == 1
-
-    def __bool__(self) -> bool:
-        return bool(self._bits)
-
-
-@dataclass
-class _Plan:
-    spent_usd: float  # what the recorded results cost, for --max-cost
-    # The lines to run: the first wave's requests as planning read them (memory bounded by --concurrency,
-    # and not read a second time, which would hold up the first wave), then the rest by line number.
-    first: list[Request] = field(default_factory=list)
-    todo: _LineMask = field(default_factory=_LineMask)
-    models: set[str] = field(default_factory=set)  # of the lines to run
-    total: int = 0
-    already_done: int = 0
-    recorded_errors: int = 0
-
-    def to_run(self, item: Request | Unchanged, model: str, wave: int) -> None:
-        self.models.add(model)
-        # In file order: the first wave ends at the first line it cannot take.
-        if isinstance(item, Request) and len(self.first) < wave and not self.todo:
-            self.first.append(item)
-        else:
-            self.todo.add(item.line)
-
-
 class _Run:
-    def __init__(self, config: RunConfig, log: Callable[[str], None]) -> None:
+    def __init__(self, config: RunConfig, host: Host) -> None:
         self.config = config
-        self.log = log
-        self.output = config.output or default_output(config.input)
-        self.summary_path: Path | None = config.summary or default_summary(self.output)
+        self.host = host
+        output = config.output
+        self.output = output.results_path(config.input)
+        self.summary_path: Path | None = output.summary or default_summary(self.output)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        if config.stdout and config.output is None:
-            if config.restart or config.retry_errors:
-                raise UsageError(
-                    "-o - keeps no checkpoint, so there is nothing to resume, restart or retry: "
-                    "give --checkpoint PATH as well"
-                )
+        if output.stdout and output.path is None:
             # Results only go to stdout; a scratch file still backs the lock-free bookkeeping and summary.
             self._scratch = tempfile.TemporaryDirectory(prefix="batchstream-")
             self.output = Path(self._scratch.name) / "results.jsonl"
-            self.summary_path = config.summary
-        self.api_key = self._api_key()
-        try:
-            self.pricer = Pricer(config.price_file, warn=lambda message: self.log(f"warning: {message}"))
-        except PriceFileError as exc:
-            raise UsageError(str(exc)) from None
-        self._stop_error: BaseException | None = None
-        self.interrupted = False
-        self._signal_handlers: dict[int, Any] = {}
+            self.summary_path = output.summary
+        self.pricer = Pricer(config.price_file, warn=lambda message: host.log(f"warning: {message}"))
+        self.stopped = StopReason.COMPLETED
+        self._stop_error: BatchstreamError | None = None
+        self._launching_stopped = False
+        self._stopping = False  # a stop cancels what is in flight; set at once, before the cancel lands
         self._rng = random.Random(config.seed)
-
-    def _api_key(self) -> str:
-        key = self.config.api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if self.config.simulate:
-            return key or SIMULATOR_KEY
-        if not key:
-            raise UsageError(
-                "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) "
-                "or run against the built-in simulator with --simulate"
-            )
-        return key
+        # Set once items run (_run_items): they need the plan, and a run with nothing to do never makes them.
+        self.budget: Budget | None = None
+        self.writer: ResultWriter | None = None
+        self.progress: Progress = Progress(0, 0)
+        self.controller: LaunchController | None = None
+        self.sender: Sender | None = None
+        self.secret: str | None = config.api_key
+        self._counted = SummaryBuilder()
+        self._dispatcher: asyncio.Task[None] | None = None
 
     # -- planning: validate, compare with the checkpoint, lock -------------------------------------------
 
-    def _requests(self, only_lines: _LineMask | None = None) -> Iterator[Request]:
-        """The input's requests that this run is responsible for (its shard, if any)."""
-        return self._owned(iter_requests(self.config.input, self.config.defaults, only_lines=only_lines))
-
-    def _owned(self, items: Iterator[_Item]) -> Iterator[_Item]:
-        shard = self.config.shard
-        return items if shard is None else (item for item in items if shard.owns(item.id))
-
-    def _plan(self, checkpoint: Checkpoint) -> _Plan:
-        plan = _Plan(checkpoint.cost_usd)
-        mismatched: list[str] = []
-        priced: set[str] = set()
-        # Lines unchanged since their result was recorded come as Unchanged, not validated again; with
-        # nothing recorded there is nothing to look up.
-        recorded = checkpoint.line_hash if len(checkpoint) else None
-        wave = self.config.concurrency
-        for item in self._owned(iter_requests(self.config.input, self.config.defaults, recorded=recorded)):
-            plan.total += 1
-            model = item.model if isinstance(item, Unchanged) else item.params["model"]
-            if self.config.max_cost is not None and model not in priced:
-                self._require_price(model)
-                priced.add(model)
-            seen = checkpoint.get(item.id)
-            if seen is None:
-                plan.to_run(item, model, wave)
-                continue
-            if isinstance(item, Request) and seen.request_hash != item.request_hash:
-                mismatched.append(item.id)
-            elif seen.error and self.config.retry_errors:
-                plan.to_run(item, model, wave)
-            else:
-                plan.already_done += 1
-            if seen.error:
-                plan.recorded_errors += 1
-        if mismatched:
-            shown = ", ".join(repr(item) for item in mismatched[:10])
-            more = f" and {len(mismatched) - 10} more" if len(mismatched) > 10 else ""
-            raise ResumeMismatchError(
-                f"{self.output}: {len(mismatched)} recorded item(s) no longer match their input line "
-                f"(prompt or parameters changed): {shown}{more}. Nothing was sent. To start over, add "
-                "--restart (the old results are kept as a .bak file); to keep them, write to another "
-                "file with -o."
-            )
-        return plan
-
-    def _require_price(self, model: str) -> None:
+    def _check_model(self, model: str) -> None:
+        if self.config.limits.max_cost is None:
+            return
         if self.pricer.cost(model, {"input_tokens": 1, "output_tokens": 1}) is None:
             raise UsageError(
                 f"--max-cost needs a price for every model, and none is known for {model!r} "
                 "(give one with --price-file)"
             )
 
-    def _prepare(self, stack: ExitStack) -> _Plan:
+    def _prepare(self, stack: ExitStack) -> Plan:
         """Validate and plan without touching the output; then lock it and make it ready to append."""
+        config = self.config
         while True:
             before = _stat(self.output)
-            plan = self._plan(Checkpoint() if self.config.restart else load_checkpoint(self.output))
+            checkpoint = Checkpoint() if config.restart else load_checkpoint(self.output)
+            plan = make_plan(config, checkpoint, self.output, self._check_model)
             lock = OutputLock(self.output)
             lock.acquire()
             stack.callback(lock.release)
@@ -350,20 +239,20 @@ class _Run:
             # Another run finished writing between our read and our lock: plan again on what it wrote.
             lock.release()
             stack.pop_all()
-        if self.config.restart and self.output.exists():
+        if config.restart and self.output.exists():
             backup = self.output.with_name(self.output.name + ".bak")
             os.replace(self.output, backup)
-            self.log(f"--restart: previous results moved to {backup}")
+            self.host.log(f"--restart: previous results moved to {backup}")
         if repair_tail(self.output):
-            self.log(
+            self.host.log(
                 f"{self.output}: dropped a half-written last line (left by a crash); that item runs again"
             )
-        if self.config.retry_errors and plan.recorded_errors:
+        if config.retry_errors and plan.recorded_errors:
             dropped = drop_statuses(self.output, {"error"})
-            self.log(f"--retry-errors: {dropped} recorded error(s) will run again")
+            self.host.log(f"--retry-errors: {dropped} recorded error(s) will run again")
         return plan
 
-    # -- running ----------------------------------------------------------------------------------------
+    # -- the run ----------------------------------------------------------------------------------------
 
     async def run(self) -> RunReport:
         config = self.config
@@ -376,44 +265,36 @@ class _Run:
                 plan.already_done,
                 fail_on_error_rate=config.fail_on_error_rate,
             )
-            self.budget = (
-                None if config.max_cost is None else Budget(config.max_cost, plan.spent_usd, self.pricer)
-            )
-            self.stopped_by_budget = self._launching_stopped = False
-            started = anyio.current_time()
-            progress = make_progress(
-                plan.total, plan.already_done, quiet=config.quiet, interval=config.progress_interval
-            )
-            self.writer = ResultWriter(self.output, tee_stdout=config.stdout)
-            earlier_bytes = self.writer.size
-            # This run's lines are counted as they are written, so the summary reads back only what earlier
-            # runs wrote: that reading comes after the last reply, where it adds to the run's wall time.
-            self._counted = SummaryBuilder()
+            if config.limits.max_cost is not None:
+                self.budget = Budget(config.limits.max_cost, plan.spent_usd, self.pricer)
+            started = asyncio.get_running_loop().time()
+            self.progress = self.host.progress(plan.total, plan.already_done)
+            writer = self.writer = ResultWriter(self.output, tee_stdout=config.output.stdout)
+            earlier_bytes = writer.size
             try:
                 if plan.already_done < plan.total:
-                    await self._run_items(plan, progress, stack)
+                    await self._run_items(plan, stack)
             except BatchstreamError:
                 raise
             except Exception as exc:  # not any one item's: the run stops, with its summary and results
-                if self._stop_error is None:
-                    self._stop_error = InternalError.from_exception(exc, self.output, self.api_key)
+                self._stop(InternalError.from_exception(exc, self.output, self.secret))
             finally:
-                progress.close()
-                self.writer.close()
-            # Before any reordering below, while the earlier runs' lines are still the file's first bytes.
+                self.progress.close()
+                writer.close()
+            # This run's lines were counted as they were written, so the summary reads back only what
+            # earlier runs wrote, before any reordering below, while those are still the file's first bytes.
             summary = summarize_file(self.output, end=earlier_bytes) if earlier_bytes else SummaryBuilder()
             summary.absorb(self._counted)
-            report.ok, report.errors = progress.ok, progress.errors
-            report.interrupted = self.interrupted
-            report.stopped_by_budget = self.stopped_by_budget
+            report.ok, report.errors = self.progress.ok, self.progress.errors
+            report.stopped = self.stopped
             if self.budget is not None:
                 report.spent_usd = self.budget.spent_usd
-            if config.ordered and report.stopped == "completed" and self._stop_error is None:
-                rewrite_in_order(self.output, (request.id for request in self._requests()))
-            run = RunStats(
-                anyio.current_time() - started, progress.ok + progress.errors, progress.output_tokens
-            )
-            report.summary_lines = self._write_summary(summary, run, self._summary_extra(report))
+            if config.output.ordered and self.stopped is StopReason.COMPLETED:
+                rewrite_in_order(self.output, (request.id for request in requests(config)))
+            elapsed = asyncio.get_running_loop().time() - started
+            run = RunStats(elapsed, self.progress.ok + self.progress.errors, self.progress.output_tokens)
+            report.summary_lines = self._write_summary(summary, run)
+            self.host.finished(report)
         if self._scratch is not None:
             self._scratch.cleanup()
             report.output = Path("-")
@@ -421,104 +302,115 @@ class _Run:
             raise self._stop_error
         return report
 
-    def _summary_extra(self, report: RunReport) -> dict[str, Any]:
-        extra: dict[str, Any] = {"stopped": "error" if self._stop_error is not None else report.stopped}
-        if self.config.max_cost is not None:
-            extra["budget_usd"] = self.config.max_cost
+    def _summary_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"stopped": self.stopped.value}
+        if self.config.limits.max_cost is not None:
+            extra["budget_usd"] = self.config.limits.max_cost
         if self.config.shard is not None:
             extra["shard"] = str(self.config.shard)
         return extra
 
-    async def _run_items(self, plan: _Plan, progress: Progress, stack: ExitStack) -> None:
+    def _write_summary(self, summary: SummaryBuilder, run: RunStats) -> list[dict[str, Any]]:
+        lines = summary.lines(run=run, extra=self._summary_extra())
+        if self.summary_path is not None:
+            try:
+                write_summary(self.summary_path, lines)
+            except OSError as exc:
+                self.host.log(f"warning: {self.summary_path}: cannot write the summary ({exc.strerror})")
+        return lines
+
+    async def _run_items(self, plan: Plan, stack: ExitStack) -> None:
         # The SDK is imported only once a request is due: a run with nothing to send never pays its ~1.3 s.
         # Its long-lived objects are frozen out of the collector's way like everything before (run_batch).
-        from .stream import StreamClient
+        from .transport.streaming import StreamingSender
 
+        config = self.config
         # Loading the price table on the first reply instead would hold up every reply queued behind it.
         self.pricer.prepare(plan.models)
         gc.freeze()
-        config = self.config
+        limits = config.limits
         # Each connection is an open file; with --simulate, so is the simulator's end of it.
-        _ensure_open_files(config.concurrency * (2 if config.simulate else 1) + _SPARE_FILES)
-        base_url = config.base_url
+        _ensure_open_files(limits.concurrency * (2 if config.simulate else 1) + _SPARE_FILES)
+        base_url, api_key = config.base_url, config.api_key
         if config.simulate:
             from .simulator import SimulatorThread
 
             simulator = stack.enter_context(SimulatorThread(config.simulator))
-            base_url = simulator.base_url
-        self.progress = progress
+            base_url, api_key = simulator.base_url, api_key or SIMULATOR_KEY
         self.controller = LaunchController(
-            config.concurrency, rpm=config.rpm, itpm=config.itpm, otpm=config.otpm
+            limits.concurrency, rpm=limits.rpm, itpm=limits.itpm, otpm=limits.otpm
         )
-        self.client = StreamClient(
-            api_key=self.api_key,
+        sender = self.sender = StreamingSender(
+            api_key=api_key,
             base_url=base_url,
-            max_connections=config.concurrency,
-            stall_timeout=config.stall_timeout,
+            max_connections=limits.concurrency,
+            stall_timeout=config.retry.stall_timeout,
         )
+        self.secret = sender.api_key
+        background = [
+            asyncio.create_task(self._sync_every_second()),
+            asyncio.create_task(self._tick_progress()),
+        ]
+        loop = asyncio.get_running_loop()
+        watching = self.host.watch_signals and _add_signal_handlers(loop, self._on_signal)
+        self._dispatcher = asyncio.create_task(self._dispatch(plan))
         try:
-            async with anyio.create_task_group() as outer:
-                self._outer = outer.cancel_scope
-                if config.handle_signals:
-                    outer.start_soon(self._watch_signals)
-                outer.start_soon(self._sync_every_second)
-                outer.start_soon(self._tick_progress)
-                await self._dispatch(plan)
-                outer.cancel_scope.cancel()
+            await self._dispatcher
+        except asyncio.CancelledError:
+            if self.stopped is StopReason.COMPLETED:  # not our own stop: our caller cancelled the run
+                raise
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.client.aclose()
+            if watching:
+                _remove_signal_handlers(loop)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.shield(sender.aclose())
 
-    async def _dispatch(self, plan: _Plan) -> None:
-        """Up to `--concurrency` workers, each running items one after another until none are left.
+    async def _dispatch(self, plan: Plan) -> None:
+        """Up to `concurrency` workers, each running items one after another until none are left.
 
         A worker per slot, not a task per item: over a long batch, starting a task for every one of hundreds
         of thousands of items is a cost per item that buys nothing. Items are still taken from the input
         one at a time and in order (`_next_item`), some of them read ahead in the loop's idle moments
         (`ReadAhead`).
-
-        The workers are plain asyncio tasks in asyncio's own task group: an anyio task also gets a cancel
-        scope, an event and a wrapper coroutine, 12 µs more per worker, which holds up the first wave by
-        12 ms at 1,000 workers. A stop still reaches them: cancelling the run's scope cancels this task,
-        and the task group then cancels its tasks and waits for them.
         """
-        requests = ReadAhead(
-            itertools.chain(plan.first, self._requests(plan.todo) if plan.todo else ()),
-            limit=self.config.concurrency,
+        pending = ReadAhead(
+            itertools.chain(plan.first, requests(self.config, plan.todo) if plan.todo else ()),
+            limit=self.config.limits.concurrency,
             activity=lambda: self.progress.done,
         )
         taking = asyncio.Lock()
         async with asyncio.TaskGroup() as workers:
-            for _ in range(self.config.concurrency):
+            for _ in range(self.config.limits.concurrency):
                 if self._launching_stopped:
                     break
-                workers.create_task(self._work(requests, taking), name="batchstream-worker")
+                workers.create_task(self._work(pending, taking), name="batchstream-worker")
                 # A turn for the new worker, which takes and launches its first item before this loop goes
                 # on: starting thousands of requests in one go would hold the loop for as long as building
-                # them all takes, and every open stream would wait. A bare asyncio yield: anyio's checkpoint
-                # looks up the running library first, every time.
+                # them all takes, and every open stream would wait.
                 await asyncio.sleep(0)
             # Only now: reading ahead while the first wave launches would hold that wave up.
-            workers.create_task(requests.fill(), name="batchstream-read-ahead")
+            workers.create_task(pending.fill(), name="batchstream-read-ahead")
 
-    async def _work(self, requests: ReadAhead[Request], taking: asyncio.Lock) -> None:
+    async def _work(self, pending: ReadAhead[Request], taking: asyncio.Lock) -> None:
         while True:
             async with taking:
-                item = await self._next_item(requests)
+                item = await self._next_item(pending)
             if item is None:
-                requests.close()
+                pending.close()
                 return
             await self._run_item(*item)
 
-    async def _next_item(self, requests: Iterator[Request]) -> _Launch | None:
+    async def _next_item(self, pending: Iterator[Request]) -> _Launch | None:
         """The next request and its budget reservation, or None once nothing more is to be launched.
 
         Only one worker at a time is in here (the `taking` lock), so items are launched in file order and
         the budget turns down exactly one item before launching stops, as with a single dispatcher.
         """
-        if self._launching_stopped or self._outer.cancel_called:
+        if self._launching_stopped:
             return None
-        request = next(requests, None)
+        request = next(pending, None)
         if request is None:
             self._launching_stopped = True
             return None
@@ -527,8 +419,9 @@ class _Run:
         if budget is not None:
             worst = budget.worst_case(request)
             if not await budget.reserve(worst):
-                self._launching_stopped = self.stopped_by_budget = True
-                self.log(
+                self._launching_stopped = True
+                self.stopped = StopReason.BUDGET
+                self.host.log(
                     f"budget: the next item could cost up to ${worst:.6f}, taking the spend "
                     f"past --max-cost ${budget.limit_usd:g} (spent ${budget.spent_usd:.6f}); "
                     "no more items are launched"
@@ -536,60 +429,41 @@ class _Run:
                 return None
         return request, worst
 
-    async def _sync_every_second(self) -> None:
-        while True:
-            await anyio.sleep(1.0)
-            try:
-                await anyio.to_thread.run_sync(self.writer.sync)
-            except OutputWriteError as exc:
-                self._stop(exc)
-                return
-
-    async def _tick_progress(self) -> None:
-        while True:
-            await anyio.sleep(1.0)
-            self.progress.tick()
-
-    def _stop(self, error: BaseException | None) -> None:
-        if error is not None and self._stop_error is None:
-            self._stop_error = error
-        self._outer.cancel()
-
-    async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
-            async for _signum in signals:
-                self.interrupted = True
-                self.log(
-                    "interrupted: stopping (in-flight items run again on resume; Ctrl-C again to quit now)"
-                )
-                self._stop(None)
-                break
-        # The stop goes on without this receiver (streams closing, the summary being written), and a second
-        # signal must quit at once through all of it. A plain handler does that on any loop; on uvloop, the
-        # KeyboardInterrupt of Python's default handler can be lost in the loop's callbacks and the
-        # process hangs instead (MagicStack/uvloop#335).
-        for signum in _STOP_SIGNALS:
-            self._signal_handlers.setdefault(signum, signal.signal(signum, _quit_at_once))
-
-    def restore_signal_handlers(self) -> None:
-        for signum, handler in self._signal_handlers.items():
-            signal.signal(signum, handler)
-
     async def _run_item(self, request: Request, reserved_usd: float) -> None:
-        record: dict[str, Any] | None = None
+        assert self.sender is not None and self.controller is not None and self.writer is not None
+        record: ResultRecord | None = None
         try:
-            record = await self._attempts(request)
+            outcome = await run_attempts(
+                request,
+                self.sender,
+                self.controller,
+                self.config.retry,
+                rng=self._rng,
+                secret=self.secret,
+                stopping=lambda: self._stopping,
+            )
+            if isinstance(outcome, Cancelled):
+                return
+            if isinstance(outcome, Fatal):
+                self._stop(_fatal_error(outcome.failure, self.output))
+                return
+            if isinstance(outcome, Ok):
+                try:
+                    record = ok_record(
+                        request,
+                        outcome.sent,
+                        outcome.attempts,
+                        outcome.retries,
+                        self.pricer,
+                        content=self.config.output.content,
+                    )
+                except Exception as exc:  # the reply came and is paid for: that item fails, the run goes on
+                    record = error_record(request, self._failure(exc), outcome.attempts, outcome.retries)
+            else:
+                record = error_record(request, outcome.failure, outcome.attempts, outcome.retries)
+            record = self._write(request, record)
             if record is None:
                 return
-            try:
-                self.writer.write(record)
-            except OutputWriteError as exc:
-                self._stop(exc)
-                return
-            except Exception as exc:  # the line cannot be made (a value it cannot hold): that item fails
-                failure = classify(exc, secret=self.api_key)
-                record = self._error_record(request, failure, record["attempts"], record["retries"])
-                self.writer.write(record)
             self._counted.add(record)
             usage = record.get("usage") or {}
             self.progress.item_done(
@@ -599,145 +473,66 @@ class _Run:
             if self.budget is not None:
                 self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
 
-    async def _attempts(self, request: Request) -> dict[str, Any] | None:
-        config = self.config
-        controller = self.controller
-        input_estimate = estimate_input_tokens(request.params)
-        max_tokens = int(request.params.get("max_tokens") or 0)
-        retries: dict[str, int] = {}
-        attempt = 0
-        while True:
-            attempt += 1
-            ticket = await controller.acquire(input_estimate, max_tokens)
-            if self._outer.cancel_called:  # a fatal error stopped the run while this one waited its turn
-                controller.release()
-                return None
-            try:
-                # Not an anyio cancel scope, which costs several times as much; both cancel the same way, so
-                # a stop still gets through.
-                with Deadline(config.timeout) as deadline:
-                    outcome = await self.client.stream(request)
-            except BatchstreamError as exc:  # the set-up is unusable (a proxy it cannot reach, say)
-                controller.release()
-                self._stop(exc)
-                return None
-            except Exception as exc:
-                controller.release()
-                if isinstance(exc, TimeoutError) and deadline.expired():
-                    failure = Failure(
-                        "timeout",
-                        True,
-                        False,
-                        None,
-                        "timeout",
-                        f"no reply within --timeout {config.timeout:g}s",
-                    )
-                else:
-                    failure = classify(exc, secret=self.api_key)
-            else:
-                try:
-                    usage = outcome.message.get("usage") or {}
-                    controller.release(usage.get("output_tokens") or 0)
-                    controller.on_success(outcome.headers, ticket)
-                    return self._ok_record(request, outcome, attempt, retries)
-                except Exception as exc:  # the reply came (and is paid for): another attempt pays again
-                    return self._error_record(request, classify(exc, secret=self.api_key), attempt, retries)
-            if failure.fatal:
-                self._stop(_fatal_error(failure, self.output))
-                return None
-            if failure.throttled:
-                controller.on_throttle(failure.retry_after, failure.headers, ticket)
-            limit = config.max_attempts if failure.cause != "internal" else INTERNAL_ATTEMPTS
-            if not failure.retryable or attempt >= limit:
-                return self._error_record(request, failure, attempt, retries)
-            retries[failure.cause] = retries.get(failure.cause, 0) + 1
-            await anyio.sleep(config.backoff.delay(attempt, failure.retry_after, self._rng))
-
-    def _ok_record(
-        self, request: Request, outcome: StreamOutcome, attempts: int, retries: dict[str, int]
-    ) -> dict[str, Any]:
-        message = outcome.message
-        model = message.get("model") or request.params.get("model")
-        usage = message.get("usage")
-        content = message.get("content") or []
-        record: dict[str, Any] = {
-            "id": request.id,
-            "status": "ok",
-            "text": "".join(block.get("text", "") for block in content if block.get("type") == "text"),
-            "stop_reason": message.get("stop_reason"),
-            "stop_sequence": message.get("stop_sequence"),
-            "model": model,
-            "usage": usage,
-            "cost_usd": self.pricer.cost(model, usage),
-            "latency_s": round(outcome.latency_s, 4),
-            "ttft_s": None if outcome.ttft_s is None else round(outcome.ttft_s, 4),
-            "attempts": attempts,
-            "retries": retries,
-            "request_id": outcome.request_id,
-            "error": None,
-        }
-        if message.get("stop_details") is not None:
-            record["stop_details"] = message["stop_details"]
-        thinking = [block.get("thinking", "") for block in content if block.get("type") == "thinking"]
-        if thinking:
-            record["thinking"] = "".join(thinking)
-        tool_calls = [
-            {"id": block.get("id"), "name": block.get("name"), "input": block.get("input")}
-            for block in content
-            if block.get("type") == "tool_use"
-        ]
-        if tool_calls:
-            record["tool_calls"] = tool_calls
-        if self.config.content:
-            record["content"] = content
-        return self._finish_record(request, record)
-
-    def _error_record(
-        self, request: Request, failure: Failure, attempts: int, retries: dict[str, int]
-    ) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "id": request.id,
-            "status": "error",
-            "text": None,
-            "stop_reason": None,
-            "stop_sequence": None,
-            "model": request.params.get("model"),
-            "usage": None,
-            "cost_usd": None,
-            "latency_s": None,
-            "ttft_s": None,
-            "attempts": attempts,
-            "retries": retries,
-            "request_id": failure.request_id,
-            "error": failure.as_record(),
-        }
-        return self._finish_record(request, record)
-
-    @staticmethod
-    def _finish_record(request: Request, record: dict[str, Any]) -> dict[str, Any]:
-        record["request_hash"] = request.request_hash
-        record["line_hash"] = request.line_hash
-        if request.has_meta:
-            record["meta"] = request.meta
+    def _write(self, request: Request, record: ResultRecord) -> ResultRecord | None:
+        """Append `record`; what was written, or None when the run must stop (the disk failed)."""
+        assert self.writer is not None
+        try:
+            self.writer.write(record)
+        except OutputWriteError as exc:
+            self._stop(exc)
+            return None
+        except Exception as exc:  # the line cannot be made (a value it cannot hold): that item fails
+            record = error_record(request, self._failure(exc), record["attempts"], record["retries"])
+            self.writer.write(record)
         return record
 
-    def _write_summary(
-        self, summary: SummaryBuilder, run: RunStats, extra: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        lines = summary.lines(run=run, extra=extra)
-        if self.summary_path is not None:
+    def _failure(self, exc: Exception) -> Failure:
+        return classify(exc, secret=self.secret)
+
+    async def _sync_every_second(self) -> None:
+        assert self.writer is not None
+        while True:
+            await asyncio.sleep(1.0)
             try:
-                write_summary(self.summary_path, lines)
-            except OSError as exc:
-                self.log(f"warning: {self.summary_path}: cannot write the summary ({exc.strerror})")
-        if lines and os.environ.get("GITHUB_STEP_SUMMARY"):
-            try:
-                append_github_step_summary(markdown_summary(lines, first_errors(self.output)))
+                await asyncio.to_thread(self.writer.sync)
             except OutputWriteError as exc:
-                self.log(f"warning: {exc}")
-        if not self.config.quiet and lines:
-            print(format_table(lines), file=sys.stderr, flush=True)
-        return lines
+                self._stop(exc)
+                return
+
+    async def _tick_progress(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.progress.tick()
+
+    def _stop(self, error: BatchstreamError | None, reason: StopReason = StopReason.ERROR) -> None:
+        """Stop launching and cancel what is in flight (it runs again on resume); the first reason wins."""
+        if self.stopped is StopReason.COMPLETED or self.stopped is StopReason.BUDGET:
+            self.stopped = reason
+            self._stop_error = error
+        self._launching_stopped = self._stopping = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+
+    def _on_signal(self) -> None:
+        _remove_signal_handlers(asyncio.get_running_loop())
+        self.host.log("interrupted: stopping (in-flight items run again on resume; Ctrl-C again to quit now)")
+        self._stop(None, StopReason.INTERRUPTED)
+        self.host.interrupted()
+
+
+def _add_signal_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> bool:
+    try:
+        for signum in _STOP_SIGNALS:
+            loop.add_signal_handler(signum, handler)
+    except (NotImplementedError, RuntimeError):  # Windows, or not the main thread: no signals to watch
+        return False
+    return True
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for signum in _STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signum)
 
 
 def _fatal_error(failure: Failure, output: Path) -> FatalAPIError:

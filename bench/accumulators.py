@@ -4,8 +4,8 @@ One synthetic stream per size: message_start, a tool_use content_block_start, N 
 fragments (a JSON document of about 8*N bytes cut into N pieces), content_block_stop, message_delta,
 message_stop. The same events go through:
 
-- batchstream: `batchstream.accumulate.MessageAccumulator.feed` on event dicts (what `batchstream.stream`
-  feeds it after orjson), each delta built just before it is fed;
+- batchstream: `batchstream.transport.accumulate.MessageAccumulator.feed` on event dicts (what the
+  streaming sender feeds it after orjson), each delta built just before it is fed;
 - the SDK: `anthropic.lib.streaming._messages.accumulate_event` on event models built beforehand (what
   `messages.stream()` does per event, model construction excluded, as the SDK builds models before it).
 
@@ -81,7 +81,7 @@ def time_batchstream(events: list[dict[str, Any]], expected: Any) -> float:
     as in production where each event is fresh from orjson. Replaying 100k prepared events instead would
     mostly measure cache misses on memory that a real stream never revisits. Building the dict and the
     string is inside the timing, so this errs against batchstream."""
-    from batchstream.accumulate import MessageAccumulator
+    from batchstream.transport.accumulate import MessageAccumulator
 
     head, tail = events[:2], events[-3:]
     deltas = events[2:-3]

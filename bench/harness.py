@@ -477,5 +477,5 @@ def own_cpu_s() -> float:
 
 def startup_cpu(cwd: Path) -> Measured:
     """CPU of starting Python and importing what a batchstream run imports, before any work."""
-    code = "import batchstream.cli, batchstream.runner, batchstream.stream, anthropic"
+    code = "import batchstream.cli, batchstream.runner, batchstream.transport.streaming, anthropic"
     return run_client([PYTHON, "-c", code], cwd=cwd)

@@ -27,9 +27,10 @@ from typing import Any
 import orjson
 
 import batchstream.runner
+from batchstream import Limits, Output, RunConfig, run_batch
+from batchstream.console import ConsoleHost
 from batchstream.eventloop import new_event_loop
 from batchstream.progress import Progress
-from batchstream.runner import RunConfig, run_batch
 
 INTERVAL_S = 0.010
 
@@ -108,14 +109,16 @@ def main() -> None:
     batchstream.runner.new_event_loop = _probing_loop  # type: ignore[assignment]
     started = time.perf_counter()
     cpu_started = time.process_time()
+    host = ConsoleHost(quiet=args.display == "none", progress_interval=10.0)
     report = run_batch(
         RunConfig(
             input=args.input,
-            output=args.output,
+            output=Output(path=args.output),
             base_url=args.base_url,
-            concurrency=args.concurrency,
-            quiet=args.display == "none",
-        )
+            api_key=os.environ.get("ANTHROPIC_API_KEY"),
+            limits=Limits(concurrency=args.concurrency),
+        ),
+        host=host,
     )
     finished = time.perf_counter()
     run_cpu = time.process_time() - cpu_started

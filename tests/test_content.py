@@ -20,11 +20,12 @@ from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message
 from conftest import read_jsonl, run_cli, write_jsonl
 
-from batchstream.accumulate import MessageAccumulator, StreamProtocolError
+from batchstream.errors import StreamProtocolError
 from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from batchstream.pricing import Pricer
 from batchstream.simulator import SimulatorConfig, SimulatorThread, expected_reply, request_key
-from batchstream.sse import SSEDecoder
+from batchstream.transport.accumulate import MessageAccumulator
+from batchstream.transport.sse import SSEDecoder
 
 API_HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 LONG_INPUT_BYTES = 135_000

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import TEST_KEY, cli_env, read_jsonl, run_cli, write_jsonl
 
-from batchstream import Backoff, RunConfig, run_batch
+from batchstream import Limits, RetryPolicy, RunConfig, run_batch
 from batchstream.errors import ExitCode, InternalError
 from batchstream.limiter import LaunchController
 from batchstream.simulator import SimulatorThread
@@ -35,14 +35,13 @@ def _inputs(tmp_path: Path, bad_prompt_suffix: str = "") -> Path:
 def _run(inputs: Path, sim: SimulatorThread, **options: Any) -> Any:
     config = RunConfig(
         input=inputs,
-        concurrency=3,
+        limits=Limits(concurrency=3),
+        retry=RetryPolicy(backoff_base=0.01, backoff_cap=0.01),
         api_key=TEST_KEY,
         base_url=sim.base_url,
-        quiet=True,
-        backoff=Backoff(base=0.01, cap=0.01),
         **options,
     )
-    return run_batch(config, log=lambda _message: None)
+    return run_batch(config)
 
 
 def _check_one_internal_error(tmp_path: Path, message: str, attempts: int) -> None:
@@ -139,10 +138,10 @@ def test_an_exception_at_each_stage_fails_only_its_item(
 ) -> None:
     import batchstream.pricing
     import batchstream.results
-    import batchstream.stream
+    import batchstream.transport.streaming
 
     if stage == "request building":
-        inject(batchstream.stream, "_split_params", _is_bad_params)
+        inject(batchstream.transport.streaming, "_split_params", _is_bad_params)
         message, requests = "RuntimeError: injected in _split_params", 5
     elif stage == "rate-limit headers":
         inject(LaunchController, "on_success", _nth_call(4))

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from batchstream.inputs import Defaults, Request
-from batchstream.stream import StreamClient
+from batchstream.transport.streaming import StreamingSender
 
 _EVENTS = [
     {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
@@ -44,7 +44,7 @@ async def _message(compressed: bool) -> dict[str, object]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    client = StreamClient(
+    client = StreamingSender(
         api_key="sk-test", base_url=f"http://127.0.0.1:{port}", max_connections=2, stall_timeout=5
     )
     try:
@@ -54,7 +54,7 @@ async def _message(compressed: bool) -> dict[str, object]:
             "messages": [{"role": "user", "content": "Hi"}],
         }
         request = Request("a", 1, params, Defaults().betas, False, None, "0" * 16)
-        outcome = await client.stream(request)
+        outcome = await client.send(request)
     finally:
         await client.aclose()
         await runner.cleanup()

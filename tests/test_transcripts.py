@@ -19,7 +19,7 @@ from conftest import read_jsonl, run_cli, write_jsonl
 from batchstream.pricing import Pricer
 from batchstream.simulator import SimulatorThread, expected_reply
 from batchstream.simulator.transcripts import TRANSCRIPT_DIR, load_transcript, transcript_names
-from batchstream.sse import SSEDecoder
+from batchstream.transport.sse import SSEDecoder
 
 API_HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 NAMES = sorted(transcript_names())

@@ -17,9 +17,10 @@ from aiohttp import web
 from conftest import CANNED_SSE
 
 from batchstream.inputs import Request
-from batchstream.retry import classify
 from batchstream.simulator import SimulatorThread, expected_reply
-from batchstream.stream import StreamClient, StreamOutcome
+from batchstream.transport import Sent
+from batchstream.transport.failures import classify
+from batchstream.transport.streaming import StreamingSender
 
 KEY = "sk-test-transport"
 # Set by the HTTP layer for every request, not by the SDK or batchstream.
@@ -81,7 +82,7 @@ async def _record(requests: list[Request]) -> list[dict[str, Any]]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    client = StreamClient(
+    client = StreamingSender(
         api_key=KEY,
         base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
         max_connections=2,
@@ -89,7 +90,7 @@ async def _record(requests: list[Request]) -> list[dict[str, Any]]:
     )
     try:
         for request in requests:
-            outcome = await client.stream(request)
+            outcome = await client.send(request)
             assert outcome.message["content"] == [{"type": "text", "text": "Hi."}]
             assert outcome.request_id == "req_1"
     finally:
@@ -116,10 +117,9 @@ def test_each_line_goes_out_as_its_body_with_the_sdks_headers() -> None:
     assert "anthropic-beta" not in seen["plain"]["headers"]
 
 
-
-def _outcome_or_failure(base_url: str, prompt: str) -> StreamOutcome | Any:
-    async def go() -> StreamOutcome | Any:
-        client = StreamClient(
+def _outcome_or_failure(base_url: str, prompt: str) -> Sent | Any:
+    async def go() -> Sent | Any:
+        client = StreamingSender(
             api_key=KEY,
             base_url=base_url,
             max_connections=2,
@@ -131,7 +131,7 @@ def _outcome_or_failure(base_url: str, prompt: str) -> StreamOutcome | Any:
             "messages": [{"role": "user", "content": prompt}],
         }
         try:
-            return await client.stream(Request("a", 1, params, (), False, None, ""))
+            return await client.send(Request("a", 1, params, (), False, None, ""))
         except Exception as exc:
             return exc
         finally:
@@ -172,7 +172,7 @@ def test_the_simulators_reply_is_assembled(simulator: SimulatorThread) -> None:
         {"model": "claude-sonnet-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": prompt}]}
     )
     outcome = _outcome_or_failure(simulator.base_url, prompt)
-    assert isinstance(outcome, StreamOutcome), outcome
+    assert isinstance(outcome, Sent), outcome
     assert outcome.message["content"] == want["content"]
     assert outcome.message["usage"] == want["usage"]
     assert outcome.headers["content-type"].startswith("text/event-stream")
@@ -194,14 +194,14 @@ def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{runner.addresses[0][1]}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        client = StreamClient(
+        client = StreamingSender(
             api_key=KEY,
             base_url="http://api.batchstream.invalid",
             max_connections=2,
             stall_timeout=5,
         )
         try:
-            outcome = await client.stream(_request("plain"))
+            outcome = await client.send(_request("plain"))
             assert outcome.message["content"] == [{"type": "text", "text": "Hi."}]
         finally:
             await client.aclose()

@@ -12,21 +12,10 @@ from typing import Any
 
 from jiter import from_json
 
+from ..errors import StreamEventError, StreamProtocolError
+
 # message_delta fields that are set even when null (the SDK does the same); others only replace when given.
 _ALWAYS_SET = frozenset({"stop_reason", "stop_sequence", "stop_details"})
-
-
-class StreamEventError(Exception):
-    """The API sent an `error` event after the stream had started (e.g. overloaded mid-reply)."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.message = message
-
-
-class StreamProtocolError(Exception):
-    """The stream broke the protocol: a delta for an unknown block, or tool input that is not JSON."""
 
 
 class MessageAccumulator:

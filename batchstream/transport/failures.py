@@ -1,21 +1,20 @@
 """What a failed attempt means: retry it, record the item as an error, or stop the whole run.
 
-One policy for the whole item, because the SDK's own retries stop at the response headers: a stream that
-breaks after it started (an `error` event, a dropped connection, a stall, a stream cut short) is only
-ever retried here.
+One mapping from whatever an attempt raised (the SDK's typed errors, the HTTP stack's, our stream
+parser's, or anything nobody listed) to a `Failure` value, kept next to the sender because what can be
+raised depends on how requests travel. The retry loop (`attempts.py`) decides on the value alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import email.utils
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .accumulate import StreamEventError, StreamProtocolError
+from ..errors import IncompleteStreamError, StreamEventError, StreamProtocolError
 
 if TYPE_CHECKING:
     import anthropic
@@ -41,9 +40,14 @@ _RETRY_EVENT_TYPES = {
     "timeout_error": "timeout",
 }
 
+# Attempts at most for an item whose attempts fail in a way nobody listed (see Failure.internal).
+INTERNAL_ATTEMPTS = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Failure:
+    """One failed attempt: the cause it is counted under, and what may be done about it."""
+
     cause: str
     retryable: bool
     fatal: bool
@@ -59,8 +63,47 @@ class Failure:
         """The service asked us to slow down (429, 529 or an overloaded event)."""
         return self.cause in ("rate_limit", "overloaded")
 
-    def as_record(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "status": self.status}
+    @classmethod
+    def event(cls, error_type: str, message: str, request_id: str | None = None) -> Failure:
+        """An `error` event after the stream started."""
+        cause = _RETRY_EVENT_TYPES.get(error_type)
+        return cls(
+            cause or "stream_error", cause is not None, False, None, error_type, message, None, request_id
+        )
+
+    @classmethod
+    def incomplete(cls, message: str) -> Failure:
+        return cls("incomplete", True, False, None, "incomplete_stream", message)
+
+    @classmethod
+    def stall(cls, message: str) -> Failure:
+        return cls("stall", True, False, None, "timeout", message)
+
+    @classmethod
+    def timeout(cls, limit_s: float) -> Failure:
+        """The attempt took longer than --timeout in all."""
+        return cls("timeout", True, False, None, "timeout", f"no reply within --timeout {limit_s:g}s")
+
+    @classmethod
+    def connection(cls, message: str) -> Failure:
+        return cls("connection", True, False, None, "connection_error", message)
+
+    @classmethod
+    def protocol(cls, message: str) -> Failure:
+        return cls("protocol", True, False, None, "protocol_error", message)
+
+    @classmethod
+    def internal(cls, exc: BaseException) -> Failure:
+        """Anything nobody listed (an odd event order from a server, a bug of ours): the item fails, not
+        the run. It may be a glitch of one reply, so it is worth one more attempt; a bug would fail the
+        same way every time, and each attempt may be a reply paid for, so it gets no more than that
+        (INTERNAL_ATTEMPTS)."""
+        return cls("internal", True, False, None, "internal_error", _describe(exc, "unexpected error"))
+
+    @property
+    def attempt_limit(self) -> int | None:
+        """A cap on attempts below the user's --max-attempts, where more would only pay again."""
+        return INTERNAL_ATTEMPTS if self.cause == "internal" else None
 
 
 def classify(exc: BaseException, *, secret: str | None = None) -> Failure:
@@ -71,50 +114,25 @@ def classify(exc: BaseException, *, secret: str | None = None) -> Failure:
     import anthropic
     import httpx2
 
-    from .stream import IncompleteStreamError
-
     if isinstance(exc, anthropic.APIStatusError):
         failure = _from_status_error(exc)
     elif isinstance(exc, StreamEventError):
-        cause = _RETRY_EVENT_TYPES.get(exc.error_type)
-        failure = Failure(
-            cause=cause or "stream_error",
-            retryable=cause is not None,
-            fatal=False,
-            status=None,
-            type=exc.error_type,
-            message=exc.message or exc.error_type,
-        )
+        failure = Failure.event(exc.error_type, exc.message or exc.error_type)
     elif isinstance(exc, IncompleteStreamError):
-        failure = Failure("incomplete", True, False, None, "incomplete_stream", str(exc))
+        failure = Failure.incomplete(str(exc))
     elif isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException | TimeoutError):
-        failure = Failure("stall", True, False, None, "timeout", _describe(exc, "no data received in time"))
+        failure = Failure.stall(_describe(exc, "no data received in time"))
     elif isinstance(
         exc, anthropic.APIConnectionError | httpx2.TransportError | aiohttp.ClientError | ConnectionError
     ):
-        failure = Failure(
-            "connection", True, False, None, "connection_error", _describe(exc, "connection lost")
-        )
+        failure = Failure.connection(_describe(exc, "connection lost"))
     elif isinstance(exc, StreamProtocolError):
-        failure = Failure("protocol", True, False, None, "protocol_error", str(exc))
+        failure = Failure.protocol(str(exc))
     else:
-        failure = _internal_failure(exc)
+        failure = Failure.internal(exc)
     if secret and secret in failure.message:
         failure = dataclasses.replace(failure, message=failure.message.replace(secret, "[redacted]"))
     return failure
-
-
-def _internal_failure(exc: BaseException) -> Failure:
-    """Anything nobody listed (an odd event order from a server, a bug of ours): that item fails, not the run.
-
-    It may be a glitch of one reply, so it is worth one more attempt; a bug would fail the same way every
-    time, and each attempt may be a reply paid for, so it gets no more than that (INTERNAL_ATTEMPTS).
-    """
-    return Failure("internal", True, False, None, "internal_error", _describe(exc, "unexpected error"))
-
-
-# Attempts at most for an item whose attempts fail in a way nobody listed (see internal_failure).
-INTERNAL_ATTEMPTS = 2
 
 
 def _from_status_error(exc: anthropic.APIStatusError) -> Failure:
@@ -123,10 +141,7 @@ def _from_status_error(exc: anthropic.APIStatusError) -> Failure:
     headers = exc.response.headers
     request_id = exc.request_id or headers.get("request-id")
     if status == 200:  # the SDK's own stream decoder raised for an `error` event
-        cause = _RETRY_EVENT_TYPES.get(error_type)
-        return Failure(
-            cause or "stream_error", cause is not None, False, None, error_type, message, None, request_id
-        )
+        return Failure.event(error_type, message, request_id)
     if status in _FATAL_STATUSES:
         return Failure(_FATAL_STATUSES[status], False, True, status, error_type, message, None, request_id)
     cause = _RETRY_CAUSES.get(status)
@@ -179,16 +194,3 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         if parsed is None:
             return None
         return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with full jitter; a server's retry-after is honoured exactly."""
-
-    base: float = 0.5
-    cap: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        if retry_after is not None:
-            return retry_after
-        return rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))

@@ -12,31 +12,18 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import anthropic
 import httpx2
 from anthropic.resources.beta.messages.messages import AsyncMessages as _AsyncBetaMessages
 from anthropic.resources.messages.messages import AsyncMessages as _AsyncMessages
 
+from ..errors import IncompleteStreamError, UsageError
+from ..inputs import Request
 from .accumulate import MessageAccumulator
-from .inputs import Request
+from .base import Sent
 from .sse import SSEDecoder
-
-
-class IncompleteStreamError(Exception):
-    """The stream ended without `message_stop`: the reply is partial and must not be recorded."""
-
-
-class StreamOutcome(NamedTuple):
-    """One request's result."""
-
-    message: dict[str, Any]
-    request_id: str | None
-    latency_s: float
-    ttft_s: float | None
-    headers: Mapping[str, str]
 
 
 def _keyword_params(method: Any) -> frozenset[str]:
@@ -61,13 +48,13 @@ def _split_params(params: dict[str, Any], known: frozenset[str]) -> tuple[dict[s
     return kwargs, extra
 
 
-class StreamClient:
-    """Owns the SDK client and its connections; `stream` sends one request and returns the message."""
+class StreamingSender:
+    """A `Sender` that streams each request; owns the SDK client and its connections."""
 
     def __init__(
         self,
         *,
-        api_key: str,
+        api_key: str | None,
         base_url: str | None,
         max_connections: int,
         stall_timeout: float,
@@ -82,9 +69,20 @@ class StreamClient:
         )
         # batchstream owns the retry policy for the whole item (a stream that fails after it started is
         # never retried by the SDK), so the SDK itself must not retry.
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client
-        )
+        try:
+            self._client = anthropic.AsyncAnthropic(
+                api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client
+            )
+        except anthropic.AnthropicError:  # no key given, and none in the SDK's ANTHROPIC_API_KEY
+            raise UsageError(
+                "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) "
+                "or run against the built-in simulator with --simulate"
+            ) from None
+
+    @property
+    def api_key(self) -> str | None:
+        """The key in use (given, or the SDK's default), so that messages can be scrubbed of it."""
+        return self._client.api_key
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -100,7 +98,7 @@ class StreamClient:
             create = self._client.messages.with_streaming_response.create
         return create(**kwargs, stream=True, extra_body=extra or None)
 
-    async def stream(self, request: Request) -> StreamOutcome:
+    async def send(self, request: Request) -> Sent:
         started = time.monotonic()
         async with self._sdk_call(request) as response:
             http_response = response.http_response
@@ -110,7 +108,7 @@ class StreamClient:
             assembly = _Assembly(started)
             async for chunk in chunks:
                 assembly.feed(chunk)
-        return StreamOutcome(
+        return Sent(
             assembly.message(),
             http_response.headers.get("request-id"),
             time.monotonic() - started,

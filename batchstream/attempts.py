@@ -1,0 +1,103 @@
+"""One item's attempts: send, classify what went wrong, wait, send again; return what came of it.
+
+The loop decides on values (`Failure`, the retry policy) and returns an outcome value instead of calling
+back into the runner, so the whole retry story of an item reads top to bottom here, and the runner only
+acts on the four ways an item can end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import NamedTuple
+
+from .config import RetryPolicy
+from .deadline import Deadline
+from .errors import BatchstreamError
+from .inputs import Request
+from .limiter import LaunchController
+from .tokens import estimate_input_tokens
+from .transport import Sender, Sent
+from .transport.failures import Failure, classify
+
+
+class Ok(NamedTuple):
+    sent: Sent
+    attempts: int
+    retries: dict[str, int]  # retried attempts by cause
+
+
+class Failed(NamedTuple):
+    """The item is done, in error: not retryable, or out of attempts."""
+
+    failure: Failure
+    attempts: int
+    retries: dict[str, int]
+
+
+class Fatal(NamedTuple):
+    """The account is refused (401, 402, 403): every remaining item would fail the same way."""
+
+    failure: Failure
+
+
+class Cancelled(NamedTuple):
+    """The run stopped launching while this item waited for its turn; it was not sent."""
+
+
+Outcome = Ok | Failed | Fatal | Cancelled
+
+
+async def run_attempts(
+    request: Request,
+    sender: Sender,
+    controller: LaunchController,
+    policy: RetryPolicy,
+    *,
+    rng: random.Random,
+    secret: str | None,
+    stopping: Callable[[], bool],
+) -> Outcome:
+    """Try `request` until it succeeds, fails for good, or the run stops (`stopping()`)."""
+    input_estimate = estimate_input_tokens(request.params)
+    max_tokens = int(request.params.get("max_tokens") or 0)
+    retries: dict[str, int] = {}
+    attempt = 0
+    while True:
+        attempt += 1
+        ticket = await controller.acquire(input_estimate, max_tokens)
+        if stopping():  # the run stopped while this one waited its turn
+            controller.release()
+            return Cancelled()
+        try:
+            # Not an anyio cancel scope or asyncio.timeout, which cost several times as much; all cancel the
+            # same way, so a stop still gets through.
+            with Deadline(policy.timeout) as deadline:
+                sent = await sender.send(request)
+        except BatchstreamError:  # the set-up itself is unusable: the run stops
+            controller.release()
+            raise
+        except Exception as exc:
+            controller.release()
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                failure = Failure.timeout(policy.timeout)
+            else:
+                failure = classify(exc, secret=secret)
+        else:
+            try:
+                usage = sent.message.get("usage") or {}
+                controller.release(usage.get("output_tokens") or 0)
+                controller.on_success(sent.headers, ticket)
+            except Exception as exc:  # the reply came and is paid for: another attempt would pay again
+                return Failed(classify(exc, secret=secret), attempt, retries)
+            return Ok(sent, attempt, retries)
+        if failure.fatal:
+            return Fatal(failure)
+        if failure.throttled:
+            controller.on_throttle(failure.retry_after, failure.headers, ticket)
+        limit = min(policy.max_attempts, failure.attempt_limit or policy.max_attempts)
+        if not failure.retryable or attempt >= limit:
+            return Failed(failure, attempt, retries)
+        retries[failure.cause] = retries.get(failure.cause, 0) + 1
+        await asyncio.sleep(policy.delay(attempt, failure.retry_after, rng))
