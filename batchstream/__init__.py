@@ -7,7 +7,7 @@ report = run_batch(RunConfig(input=Path("prompts.jsonl"), simulate=True))
 """
 
 from .config import Limits, Output, RetryPolicy, RunConfig
-from .errors import BatchstreamError, ExitCode, InputError
+from .errors import BatchstreamError, ExitCode, InputError, UsageError
 from .inputs import Defaults, Request, iter_requests
 from .runner import Host, RunReport, StopReason, arun_batch, run_batch
 
@@ -24,6 +24,7 @@ __all__ = [
     "RunConfig",
     "RunReport",
     "StopReason",
+    "UsageError",
     "arun_batch",
     "iter_requests",
     "run_batch",

@@ -26,11 +26,11 @@ import orjson
 from .errors import FatalAPIError, UsageError
 from .inputs import Defaults, Request, iter_requests
 from .pricing import PriceFileError, Pricer
-from .retry import classify
 from .runner import SIMULATOR_KEY
 from .shard import Shard
 from .summary import summarize_file
 from .tokens import estimate_input_tokens
+from .transport.failures import classify
 
 __all__ = ["APPROXIMATE", "COUNT_TOKENS", "Estimate", "Projection", "estimate", "format_estimate"]
 

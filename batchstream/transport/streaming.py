@@ -69,15 +69,16 @@ class StreamingSender:
         )
         # batchstream owns the retry policy for the whole item (a stream that fails after it started is
         # never retried by the SDK), so the SDK itself must not retry.
-        try:
-            self._client = anthropic.AsyncAnthropic(
-                api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client
-            )
-        except anthropic.AnthropicError:  # no key given, and none in the SDK's ANTHROPIC_API_KEY
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client
+        )
+        if self._client.api_key is None and self._client.auth_token is None:
+            # No key given, and none in the SDK's ANTHROPIC_API_KEY: say so before anything is sent, not
+            # once per item.
             raise UsageError(
                 "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) "
                 "or run against the built-in simulator with --simulate"
-            ) from None
+            )
 
     @property
     def api_key(self) -> str | None:
