@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean sdk-fixtures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "batchstream needs Python >= 3.11")'
@@ -32,6 +32,10 @@ test: install
 lint: install
 	$(BIN)/ruff check batchstream tests bench
 	$(BIN)/ruff format --check batchstream tests bench
+
+# Re-extract the SDK's recorded streams (tests/sdk_fixtures) from its sdist: make sdk-fixtures SDK_VERSION=x.y.z
+sdk-fixtures: install
+	$(BIN)/python tests/sdk_fixtures/refresh.py $(or $(SDK_VERSION),$(shell $(BIN)/python -c 'import anthropic; print(anthropic.__version__)'))
 
 bench: install
 	$(BIN)/python -m bench

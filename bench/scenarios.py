@@ -219,7 +219,7 @@ def tool_input(ctx: Context) -> Scenario:
         "Long tool-use input (accumulation linearity)",
         "In-process (`bench/accumulators.py`), synthetic events: one tool_use block whose input JSON (8 "
         "bytes per fragment) arrives as 1k / 10k / 100k `input_json_delta` fragments, fed to "
-        "`batchstream.accumulate.MessageAccumulator` (event dicts) and to the SDK's "
+        "`batchstream.transport.accumulate.MessageAccumulator` (event dicts) and to the SDK's "
         "`anthropic.lib.streaming._messages.accumulate_event` (event models built beforehand). For these "
         "rows `wall s` and `CPU s` are the accumulation time alone and `µs/event` is per fragment. Linear "
         "means a flat time per fragment; the goal is a growth exponent (log time ratio / log size ratio, "

@@ -442,9 +442,11 @@ def test_message_delta_null_container_keeps_the_earlier_one() -> None:
 
 
 def test_truncated_tool_input_is_a_protocol_error() -> None:
+    """A stopped block must hold whole JSON (one cut by max_tokens, never stopped, is parsed partially)."""
     events = block(0, {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}, {
         "type": "input_json_delta", "partial_json": '{"a": 1'})  # fmt: skip
     accumulator = MessageAccumulator()
+    accumulator.feed({"type": "message_start", "message": {"id": "m", "content": [], "usage": {}}})
     with pytest.raises(StreamProtocolError, match="content block 0 input is not valid JSON"):
         for event in events:
             accumulator.feed(event)

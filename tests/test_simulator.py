@@ -19,7 +19,9 @@ import anthropic
 import httpx2
 import orjson
 import pytest
+from conftest import read_jsonl, run_cli, write_jsonl
 
+from batchstream.pricing import Pricer
 from batchstream.simulator import FAULT_KINDS, SimulatorConfig, SimulatorThread, expected_reply, request_key
 from batchstream.simulator.transcripts import load_transcript
 
@@ -621,3 +623,112 @@ def test_config_validation_and_options() -> None:
     assert (config.reply_tokens, config.rpm, config.p_drop, config.api_key) == ((5, 9), 60, 0.25, None)
     assert SimulatorConfig.from_options(rpm="none", log_path="").rpm is None
     assert set(FAULT_KINDS) == {"429", "529", "500", "error_event", "drop", "truncate", "stall", "400"}
+
+
+# --- the shapes the SDK's recorded streams cover (tests/sdk_fixtures) --------
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "input_schema": {
+        "type": "object",
+        "properties": {"location": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "f"]}},
+    },
+}
+RECORDED_SHAPES = {
+    "fallback": body_for("Hi [[sim fallback=claude-sonnet-4-5 tokens=5]]", model="claude-opus-4-7"),
+    "compaction": body_for("Hi [[sim compaction tokens=5]]", model="claude-opus-4-7"),
+    "unknown_event": body_for("Hi [[sim unknown_event tokens=5]]", model="claude-opus-4-7"),
+    "cut_tool": body_for("Weather? [[sim cut_tool tokens=5]]", model="claude-opus-4-7", tools=[WEATHER_TOOL]),
+}
+
+
+def test_recorded_shapes_on_the_wire(sim: SimulatorThread) -> None:
+    """Each directive's stream has the shape of the SDK's recording of it."""
+    wire = {
+        name: sse_events(post_raw(sim, {**body, "stream": True}).content)
+        for name, body in RECORDED_SHAPES.items()
+    }
+    fallback = wire["fallback"]
+    assert fallback[0][1]["message"]["model"] == "claude-opus-4-7"  # the model asked for opens the stream
+    assert fallback[1][1]["content_block"] == {
+        "type": "fallback",
+        "from": {"model": "claude-opus-4-7"},
+        "to": {"model": "claude-sonnet-4-5"},
+        "trigger": {"type": "refusal", "category": None},
+    }
+    assert [name for name, _ in fallback[2:4]] == ["ping", "content_block_stop"]
+    compaction = wire["compaction"]
+    assert compaction[1][1]["content_block"] == {
+        "type": "compaction",
+        "content": None,
+        "encrypted_content": None,
+    }
+    assert compaction[3][1]["delta"]["type"] == "compaction_delta"
+    unknown = [(name, data["type"]) for name, data in wire["unknown_event"]]
+    assert unknown[0] == unknown[4] == ("message", "future_event")  # before message_start, and mid-stream
+    assert unknown[1:4] == [
+        ("message_start", "message_start"),
+        *[(n, n) for n in ("content_block_start", "ping")],
+    ]
+    cut = wire["cut_tool"]
+    assert [data.get("index") for name, data in cut if name == "content_block_stop"] == [0]  # not the tool's
+    assert [name for name, _ in cut[-3:]] == ["content_block_delta", "message_delta", "message_stop"]
+    assert cut[-2][1]["delta"]["stop_reason"] == "max_tokens"
+
+
+def test_recorded_shapes_through_the_sdk_beta_helper(client: anthropic.Anthropic) -> None:
+    for name, body in RECORDED_SHAPES.items():
+        with client.beta.messages.stream(**body) as stream:
+            message = stream.get_final_message().to_dict(mode="json")
+        want = expected_reply(body)
+        assert (message["content"], message["model"]) == (want["content"], want["model"]), name
+        assert (message["stop_reason"], message["usage"]) == (want["stop_reason"], want["usage"]), name
+
+
+def test_recorded_shapes_through_batchstream(tmp_path: Path) -> None:
+    """The result lines: relabelled and priced for the fallback model, compaction content kept, the unknown
+    event ignored, and a tool call cut by max_tokens kept with its input as far as it got."""
+    lines = [{"id": name, "params": body} for name, body in RECORDED_SHAPES.items()]
+    write_jsonl(tmp_path / "in.jsonl", lines)
+    done = run_cli("run", "in.jsonl", "--simulate", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = {row["id"]: row for row in read_jsonl(tmp_path / "in.results.jsonl")}
+    pricer = Pricer()
+    for name, body in RECORDED_SHAPES.items():
+        want = expected_reply(body)
+        row = {k: v for k, v in rows[name].items() if k not in VOLATILE}
+        content = want["content"]
+        calls = [
+            {k: block[k] for k in ("id", "name", "input")} for block in content if block["type"] == "tool_use"
+        ]
+        assert row == {
+            "id": name,
+            "status": "ok",
+            "text": want["text"],
+            "stop_reason": want["stop_reason"],
+            "stop_sequence": None,
+            "model": want["model"],
+            "usage": want["usage"],
+            "cost_usd": pricer.cost(want["model"], want["usage"]),
+            "attempts": 1,
+            "retries": {},
+            "error": None,
+            **({"tool_calls": calls} if calls else {}),
+            "content": content,
+        }, name
+    assert rows["fallback"]["model"] == "claude-sonnet-4-5"
+    usage = rows["fallback"]["usage"]
+    assert rows["fallback"]["cost_usd"] != pricer.cost("claude-opus-4-7", usage)
+    compaction = rows["compaction"]["content"][0]
+    assert compaction["type"] == "compaction" and compaction["content"] and compaction["encrypted_content"]
+    assert rows["unknown_event"]["usage"]["input_tokens"] != 99
+    assert rows["cut_tool"]["stop_reason"] == "max_tokens"
+    assert list(rows["cut_tool"]["tool_calls"][0]["input"]) == ["location"]  # the cut "unit" key left out
+
+
+VOLATILE = ("latency_s", "ttft_s", "request_id", "request_hash", "line_hash")
+
+
+def test_recorded_shape_directives_are_checked(sim: SimulatorThread) -> None:
+    assert post_raw(sim, body_for("[[sim cut_tool]]")).status_code == 400  # no tool to call
+    assert post_raw(sim, body_for("[[sim fallback=]]")).status_code == 400

@@ -26,6 +26,7 @@ class Block:
     delta_type: str = "text_delta"  # the delta type carrying `pieces` (see wire.DELTA_FIELDS)
     pieces: tuple[str, ...] = ()  # one delta each, and one output token each
     after: tuple[dict[str, Any], ...] = ()  # whole deltas after the pieces
+    stops: bool = True  # False: cut by max_tokens, so no content_block_stop (and no block after it)
 
 
 def text_block(tokens: list[str], citations: list[dict[str, Any]] | None = None) -> Block:
@@ -62,6 +63,47 @@ def redacted_thinking_block(rng: random.Random) -> Block:
     """Arrives whole in content_block_start: there is nothing readable to stream."""
     block = {"type": "redacted_thinking", "data": _opaque(rng, 180)}
     return Block(block, block)
+
+
+def compaction_block(rng: random.Random) -> Block:
+    """Opens with null fields; one `compaction_delta` then carries both, which a caller must send back."""
+    summary = "Earlier conversation summarized: " + " ".join(rng.choices(VOCABULARY, k=12)) + "."
+    encrypted = _opaque(rng, 48)
+    return Block(
+        {"type": "compaction", "content": None, "encrypted_content": None},
+        {"type": "compaction", "content": summary, "encrypted_content": encrypted},
+        after=({"type": "compaction_delta", "content": summary, "encrypted_content": encrypted},),
+    )
+
+
+def fallback_block(from_model: str, to_model: str) -> Block:
+    """A server-side fallback, whole in content_block_start, as the API sends it (the SDK's recording)."""
+    block = {
+        "type": "fallback",
+        "from": {"model": from_model},
+        "to": {"model": to_model},
+        "trigger": {"type": "refusal", "category": None},
+    }
+    return Block(block, block)
+
+
+def cut_tool_block(call: Block, rng: random.Random) -> Block:
+    """`call` cut by max_tokens inside its input, after the first member, partway into the next key's name.
+
+    The final input is what the JSON sent so far holds, parsed as far as it goes as the SDK does: whole
+    members only (the unfinished key is left out).
+    """
+    value = call.final["input"]
+    keys = list(value)
+    kept = {keys[0]: value[keys[0]]} if len(keys) > 1 else {}
+    sent = (input_json(kept)[:-1] + ", " if kept else "{") + '"' + (keys[len(kept)][:2] if keys else "")
+    return Block(
+        call.start,
+        {**call.final, "input": kept},
+        delta_type="input_json_delta",
+        pieces=fragments(sent, rng),
+        stops=False,
+    )
 
 
 def _tool_use_block(kind: str, block_id: str, name: str, value: dict[str, Any], rng: random.Random) -> Block:

@@ -18,7 +18,9 @@ from .wire import ERROR_TYPES
 _DIRECTIVE = re.compile(r"\[\[sim\b([^\]]*)\]\]")
 
 # Items that are bare words, items that take a count, and items that take one of a set of names.
-_FLAGS = frozenset({"citations", "redacted_thinking"})
+_FLAGS = frozenset({"citations", "redacted_thinking", "compaction", "unknown_event", "cut_tool"})
+# Items that take any name (a model id).
+_NAMES = frozenset({"fallback"})
 _COUNTS = frozenset({"tokens", "tool_input_bytes", "cache_read"})
 # Stop reasons a reply cannot reach on its own (max_tokens, stop_sequence and tool_use follow the request).
 _STOPS = ("end_turn", "pause_turn", "refusal", "model_context_window_exceeded")
@@ -57,6 +59,10 @@ class Directives:
     service_tier: str | None = None
     transcript: str | None = None
     garble: str | None = None  # the first event of this type goes out as JSON cut short, on every attempt
+    compaction: bool = False  # a compaction block first, its content in one compaction_delta
+    fallback: str | None = None  # a server-side fallback to this model, which then serves the reply
+    unknown_event: bool = False  # an event of a type no client knows, before message_start and mid-stream
+    cut_tool: bool = False  # the tool call cut by max_tokens partway through its input (no block stop)
 
 
 NO_DIRECTIVES = Directives()
@@ -103,6 +109,10 @@ def parse_directives(body: dict[str, Any]) -> Directives:
                 raise DirectiveError(f"[[sim]] directive item {item!r} is not NAME=VALUE")
             elif name in _COUNTS:
                 found[name] = _count(name, value)
+            elif name in _NAMES:
+                if not value:
+                    raise DirectiveError(f"[[sim]] {name} needs a value")
+                found[name] = value
             elif name in _CHOICES:
                 found[name] = _choice(name, value, _CHOICES[name]())
             elif name == "status":
@@ -115,10 +125,14 @@ def parse_directives(body: dict[str, Any]) -> Directives:
                 if bad:
                     raise DirectiveError(f"[[sim]] fail kinds {bad} not in {', '.join(FAULT_KINDS)}")
             else:
-                known = ", ".join(sorted({"status", "fail", *_FLAGS, *_COUNTS, *_CHOICES}))
+                known = ", ".join(sorted({"status", "fail", *_FLAGS, *_COUNTS, *_NAMES, *_CHOICES}))
                 raise DirectiveError(f"[[sim]] unknown directive {name!r} (use {known})")
     if found.get("citations") and not documents(body):
         raise DirectiveError("[[sim]] citations needs a document block in the messages to cite")
+    if found.get("cut_tool") and not any(
+        isinstance(tool, dict) and "input_schema" in tool for tool in body.get("tools") or ()
+    ):
+        raise DirectiveError("[[sim]] cut_tool needs a client tool in the request to call")
     return Directives(**found)
 
 

@@ -16,6 +16,7 @@ from .wire import (
     ERROR_EVENT,
     MESSAGE_STOP,
     PING,
+    UNKNOWN_EVENT,
     block_start_event,
     block_stop_event,
     delta_head,
@@ -45,6 +46,8 @@ def stream_events(reply: Reply, message_id: str, model: str, fault: Fault | None
     A fault (always a mid-stream one here) strikes after `fault.cut` pieces, counted across all blocks: the
     stream then stops short, with an `error` event last for an `error_event` fault.
     """
+    if reply.unknown_event:  # the SDK passes such events through, and folds none into the message
+        yield UNKNOWN_EVENT, None
     yield message_start_event(message_id, model, reply.start_usage), None
     left = -1 if fault is None else fault.cut(reply.output_tokens)
     dumps = orjson.dumps
@@ -52,6 +55,8 @@ def stream_events(reply: Reply, message_id: str, model: str, fault: Fault | None
         yield block_start_event(index, block.start), None
         if index == 0:
             yield PING, None
+            if reply.unknown_event:
+                yield UNKNOWN_EVENT, None
         pieces = block.pieces if left < 0 else block.pieces[:left]
         head = delta_head(index, block.delta_type)
         for nth, piece in enumerate(pieces):
@@ -62,6 +67,8 @@ def stream_events(reply: Reply, message_id: str, model: str, fault: Fault | None
                 break
         for delta in block.after:
             yield whole_delta_event(index, delta), None
+        if not block.stops:  # cut by max_tokens: the reply ends here, with no content_block_stop
+            break
         yield block_stop_event(index), None
     if fault is None:
         usage = reply.delta_usage

@@ -18,7 +18,10 @@ import orjson
 from .blocks import (
     Block,
     client_tool_block,
+    compaction_block,
+    cut_tool_block,
     document_citation,
+    fallback_block,
     redacted_thinking_block,
     text_block,
     thinking_block,
@@ -49,6 +52,8 @@ class Reply:
     stop_details: dict[str, Any] | None
     start_usage: dict[str, Any]  # as message_start reports it
     delta_usage: dict[str, Any]  # as message_delta reports it: the final counts, replacing the start's
+    model: str | None = None  # the model a server-side fallback handed the reply to (`[[sim fallback=]]`)
+    unknown_event: bool = False  # send an event of a type no client knows (`[[sim unknown_event]]`)
 
     @property
     def content(self) -> list[dict[str, Any]]:
@@ -76,6 +81,10 @@ def build_reply(
     rng = random.Random(int(key, 16))
     length = directives.tokens if directives.tokens is not None else rng.randint(*reply_tokens)
     blocks: list[Block] = []
+    if directives.fallback is not None:
+        blocks.append(fallback_block(str(body.get("model", "")), directives.fallback))
+    if directives.compaction:
+        blocks.append(compaction_block(_rng(key, "compaction")))
     if directives.redacted_thinking:
         blocks.append(redacted_thinking_block(_rng(key, "redacted_thinking")))
     thinking = body.get("thinking")
@@ -104,14 +113,26 @@ def build_reply(
         blocks.append(text_block(tokens))
         if stop_reason == "end_turn":
             blocks.extend(_cited_block(body, directives, results, key))
-    if tool is not None and stop_reason == "end_turn":
+    if tool is not None and (stop_reason == "end_turn" or directives.cut_tool):
         blocks.append(client_tool_block(tool, _rng(key, "tool"), directives.tool_input_bytes))
         stop_reason = "tool_use"
+        if directives.cut_tool:
+            blocks[-1] = cut_tool_block(blocks[-1], _rng(key, "cut_tool"))
+            stop_reason, stop_sequence = "max_tokens", None
     if directives.stop is not None:
         stop_reason, stop_sequence = directives.stop, None
     start, delta = _usage(body, directives, blocks, results)
     stop_details = _REFUSAL if stop_reason == "refusal" else None
-    return Reply(tuple(blocks), stop_reason, stop_sequence, stop_details, start, delta)
+    return Reply(
+        tuple(blocks),
+        stop_reason,
+        stop_sequence,
+        stop_details,
+        start,
+        delta,
+        directives.fallback,
+        directives.unknown_event,
+    )
 
 
 def _rng(key: str, purpose: str) -> random.Random:
@@ -219,7 +240,7 @@ def expected_reply(
     return _summary(
         message_object(
             "",
-            body["model"],
+            reply.model or body["model"],
             reply.content,
             reply.stop_reason,
             reply.stop_sequence,

@@ -262,7 +262,7 @@ class Simulator:
         body = orjson.dumps(
             message_object(
                 new_id("msg_"),
-                exchange.model or "",
+                reply.model or exchange.model or "",
                 reply.content,
                 reply.stop_reason,
                 reply.stop_sequence,

@@ -48,6 +48,10 @@ JSON_CONTENT_TYPE = "application/json"
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 DELTA_TAIL = b"}}\n\n"
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+# An event of a type no client knows yet, as the SDK's own recording sends one (named "message").
+UNKNOWN_EVENT = (
+    b'event: message\ndata: {"type":"future_event","usage":{"input_tokens":99,"output_tokens":99}}\n\n'
+)
 ERROR_EVENT = (
     b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
 )

@@ -19,14 +19,18 @@ _ALWAYS_SET = frozenset({"stop_reason", "stop_sequence", "stop_details"})
 
 
 class MessageAccumulator:
-    """Feed it every event of one stream; `message()` then returns the final message as a dict."""
+    """Feed it every event of one stream; `message()` then returns the final message as a dict.
 
-    __slots__ = ("_blocks", "_message", "_parts", "complete", "text_started")
+    Events before `message_start` are ignored, as the SDK ignores them (an `error` event still raises).
+    """
+
+    __slots__ = ("_blocks", "_message", "_parts", "_started", "complete", "text_started")
 
     def __init__(self) -> None:
         self._message: dict[str, Any] = {}
         self._blocks: list[dict[str, Any]] = []
         self._parts: list[list[str]] = []
+        self._started = False
         self.complete = False
         self.text_started = False
 
@@ -38,6 +42,8 @@ class MessageAccumulator:
             try:
                 parts = self._parts[event["index"]]
             except IndexError:
+                if not self._started:
+                    return
                 raise StreamProtocolError(f"delta for unknown content block {event['index']}") from None
             if delta_type == "text_delta":
                 parts.append(delta["text"])
@@ -54,24 +60,46 @@ class MessageAccumulator:
                 # stays as the caller gave it.
                 block = self._blocks[event["index"]]
                 block["citations"] = [*(block.get("citations") or ()), delta["citation"]]
+            elif delta_type == "compaction_delta":
+                # Both fields whole in one delta, replacing the start's nulls (as in the SDK's beta helper):
+                # a caller must send them back in the next request.
+                block = self._blocks[event["index"]]
+                if block.get("type") == "compaction":
+                    block["content"] = delta.get("content")
+                    block["encrypted_content"] = delta.get("encrypted_content")
         elif kind == "content_block_start":
-            self._blocks.append(dict(event["content_block"]))
-            self._parts.append([])
+            if self._started:
+                block = dict(event["content_block"])
+                self._blocks.append(block)
+                self._parts.append([])
+                if block.get("type") == "fallback":
+                    # A server-side fallback: the model it fell back to served the reply, and the
+                    # non-streaming reply names that one (the SDK's beta helper relabels the same way).
+                    target = block.get("to")
+                    if isinstance(target, dict) and target.get("model"):
+                        self._message["model"] = target["model"]
         elif kind == "content_block_stop":
-            self._finish_block(event["index"])
+            if self._started:
+                index = event["index"]
+                if not 0 <= index < len(self._blocks):
+                    raise StreamProtocolError(f"stop for unknown content block {index}")
+                self._finish_block(index)
         elif kind == "message_start":
-            self._message = dict(event["message"])
-            self._message["usage"] = dict(self._message.get("usage") or {})
+            if not self._started:  # a second one changes nothing, as in the SDK
+                self._started = True
+                self._message = dict(event["message"])
+                self._message["usage"] = dict(self._message.get("usage") or {})
         elif kind == "message_delta":
-            self._apply_message_delta(event)
+            if self._started:
+                self._apply_message_delta(event)
         elif kind == "message_stop":
-            self.complete = True
+            self.complete = self._started
         elif kind == "error":
             error = event.get("error") or {}
             raise StreamEventError(str(error.get("type", "error")), str(error.get("message", "")))
         # ping and event types this version does not know carry nothing for the final message.
 
-    def _finish_block(self, index: int) -> None:
+    def _finish_block(self, index: int, cut: bool = False) -> None:
         block, parts = self._blocks[index], self._parts[index]
         kind = block.get("type")
         if kind == "text":
@@ -81,7 +109,7 @@ class MessageAccumulator:
         elif parts:  # tool_use, server_tool_use, mcp_tool_use: the input arrives as JSON fragments
             raw = "".join(parts)
             if raw.strip():  # only "" fragments: the input stays as content_block_start gave it
-                block["input"] = _parse_input(raw, index)
+                block["input"] = _parse_input(raw, index, cut)
         self._parts[index] = []
 
     def _apply_message_delta(self, event: dict[str, Any]) -> None:
@@ -97,14 +125,21 @@ class MessageAccumulator:
                 usage[key] = value
 
     def message(self) -> dict[str, Any]:
+        for index, parts in enumerate(self._parts):
+            if parts:  # a block with no content_block_stop: cut by max_tokens, or the stream was cut
+                self._finish_block(index, cut=True)
         message = dict(self._message)
         message["content"] = self._blocks
         return message
 
 
-def _parse_input(raw: str, index: int) -> Any:
-    """jiter, as the SDK uses: integers past 64 bits stay exact, where orjson would turn them into floats."""
+def _parse_input(raw: str, index: int, cut: bool) -> Any:
+    """jiter, as the SDK uses: integers past 64 bits stay exact, where orjson would turn them into floats.
+
+    A block that never stopped keeps its input parsed as far as it goes, as the SDK does (`partial_mode=True`:
+    an unfinished string is left out); a stopped block's input must be whole JSON.
+    """
     try:
-        return from_json(raw.encode())
+        return from_json(raw.encode(), partial_mode=cut)
     except ValueError as exc:
         raise StreamProtocolError(f"content block {index} input is not valid JSON: {exc}") from None

@@ -21,15 +21,16 @@ class SSEDecoder:
     JSON `type`, as the SDK does, so the `event:` line is not needed.
     """
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_cr")
 
     def __init__(self) -> None:
         self._buf = b""
+        self._cr = False  # the last chunk ended in CR: a LF opening the next one is the rest of a CRLF
 
     def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        if b"\r" in chunk or self._cr:
+            chunk = self._normalise_newlines(chunk)
         buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            buf = self._normalise_newlines(buf)
         blocks = buf.split(b"\n\n")
         self._buf = blocks.pop()
         events: list[dict[str, Any]] = []
@@ -43,13 +44,15 @@ class SSEDecoder:
         """Whether bytes of an unfinished event are buffered (a stream that ends here was cut)."""
         return bool(self._buf.strip())
 
-    def _normalise_newlines(self, buf: bytes) -> bytes:
-        # A CR at the very end may be the first half of a CRLF split across chunks: keep it for later.
-        tail = b""
-        if buf.endswith(b"\r"):
-            buf, tail = buf[:-1], b"\r"
-        buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        return buf + tail
+    def _normalise_newlines(self, chunk: bytes) -> bytes:
+        # CRLF, CR and LF all end a line. A CR ending the chunk counts at once (in a bare-CR stream it may be
+        # the last byte of all): a LF opening the next chunk is then dropped, as the second half of a CRLF.
+        if not chunk:
+            return chunk
+        if self._cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._cr = chunk[-1:] == b"\r"
+        return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 def _event_data(block: bytes) -> bytes | None:
