@@ -25,7 +25,7 @@ import orjson
 
 from .errors import FatalAPIError, UsageError
 from .inputs import Defaults, Request, iter_requests
-from .pricing import PriceFileError, Pricer
+from .pricing import Pricer
 from .runner import SIMULATOR_KEY
 from .shard import Shard
 from .summary import summarize_file
@@ -260,10 +260,7 @@ def estimate(
     """
     defaults = defaults or Defaults()
     warn = warn or _log.warning
-    try:
-        pricer = Pricer(price_file, warn=warn)
-    except PriceFileError as exc:
-        raise UsageError(str(exc)) from None
+    pricer = Pricer(price_file, warn=warn)
     mean_outputs = None if previous is None else _mean_outputs(Path(previous))
     projector = _Projector(pricer, mean_outputs)
 

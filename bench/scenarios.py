@@ -113,7 +113,8 @@ def many_short(ctx: Context) -> Scenario:
         "Many short replies (headline)",
         f"{items:,} items x {tokens} text deltas, concurrency {concurrency}; simulator `--ttft 0 "
         f"--tokens-per-s 0 --reply-tokens {tokens},{tokens}`. batchstream runs {repeats}x (the median CPU "
-        "is shown), the naive client once. Goal: client CPU <= 0.2x the naive pattern's.",
+        "is shown), the naive client once. Goal: client CPU <= 0.25x the naive pattern's, with every "
+        "request through the SDK's own HTTP stack.",
     )
     work = ctx.dir("many_short")
     source = write_input(work / "input.jsonl", items)
@@ -145,8 +146,8 @@ def many_short(ctx: Context) -> Scenario:
             ours.output_tokens,
             run,
             ratio=ratio,
-            goal=f"CPU ratio {ratio:.2f} (<= 0.20)",
-            met=ratio <= 0.20,
+            goal=f"CPU ratio {ratio:.2f} (<= 0.25)",
+            met=ratio <= 0.25,
         ),
         naive_row,
     ]
