@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -11,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .errors import BatchstreamError, ExitCode
-from .inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, InputError, iter_requests
+from .inputs import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    LEGACY_API_VERSION,
+    Defaults,
+    InputError,
+    accepts_sampling,
+    deprecation_warnings,
+    iter_requests,
+)
 from .retry import Backoff
 from .runner import RunConfig, run_batch
 from .shard import Shard
@@ -61,6 +71,7 @@ def main() -> None:
     Examples:
       batchstream run prompts.jsonl --simulate        # try it on the built-in simulator
       batchstream run prompts.jsonl -c 32             # for real, with ANTHROPIC_API_KEY set
+      batchstream run prompts.jsonl --model claude-haiku-5-5
       batchstream validate prompts.jsonl
       batchstream simulate --port 8765
     """
@@ -83,6 +94,33 @@ def entry() -> None:
     os._exit(code or 0)
 
 
+def _api_version_help() -> str:
+    from .sdkinfo import peek_sdk_api_version
+
+    sdk = peek_sdk_api_version()
+    return (
+        "anthropic-version header sent with every request, which decides what a line may hold "
+        f"(default: the one the installed anthropic SDK sends{f', {sdk}' if sdk else ''}). "
+        f"{LEGACY_API_VERSION} still accepts temperature, top_p and top_k for older models."
+    )
+
+
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _check_api_version(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _API_VERSION.fullmatch(value):
+        raise click.BadParameter(f"expected a date like {LEGACY_API_VERSION}, got {value!r}")
+    if value < LEGACY_API_VERSION:
+        raise click.BadParameter(
+            f"batchstream reads the streaming format of API version {LEGACY_API_VERSION} and later, "
+            f"not {value}"
+        )
+    return value
+
+
 def _defaults_options(func: Any) -> Any:
     options = [
         click.option(
@@ -100,10 +138,18 @@ def _defaults_options(func: Any) -> Any:
             "--temperature",
             type=click.FloatRange(0, 1),
             default=None,
-            help="temperature for lines that give none.",
+            help=f"temperature for lines that give none; only with --api-version {LEGACY_API_VERSION} "
+            "(later versions refuse temperature) and a model that takes it there.",
         ),
         click.option(
             "--beta", "betas", multiple=True, help="Beta flag for every line without its own 'betas'."
+        ),
+        click.option(
+            "--api-version",
+            metavar="VERSION",
+            default=None,
+            callback=_check_api_version,
+            help=_api_version_help(),
         ),
     ]
     for option in reversed(options):
@@ -112,12 +158,34 @@ def _defaults_options(func: Any) -> Any:
 
 
 def _defaults(
-    model: str, max_tokens: int, system: str | None, temperature: float | None, betas: tuple[str, ...]
+    model: str,
+    max_tokens: int,
+    system: str | None,
+    temperature: float | None,
+    betas: tuple[str, ...],
+    api_version: str | None,
 ) -> Defaults:
     # --model "" means "no default": every line must then name its model.
-    return Defaults(
-        model=model or None, max_tokens=max_tokens, system=system, temperature=temperature, betas=betas
+    defaults = Defaults(
+        model=model or None,
+        max_tokens=max_tokens,
+        system=system,
+        temperature=temperature,
+        betas=betas,
+        api_version=api_version,
     )
+    version = defaults.resolved_api_version
+    if temperature is not None and not accepts_sampling(version):
+        raise click.UsageError(
+            f"--temperature: API version {version} does not accept temperature, at any value (the API "
+            f"answers 400); leave --temperature out, or add --api-version {LEGACY_API_VERSION} for a model "
+            "that still accepts it there"
+        )
+    return defaults
+
+
+def _warn(message: str) -> None:
+    click.echo(f"batchstream: warning: {message}", err=True)
 
 
 @main.command(epilog=EXIT_CODES)
@@ -254,6 +322,7 @@ def run(
     system: str | None,
     temperature: float | None,
     betas: tuple[str, ...],
+    api_version: str | None,
     base_url: str | None,
     simulate: bool,
     sim_options: tuple[str, ...],
@@ -285,7 +354,8 @@ def run(
     \b
     Examples:
       batchstream run prompts.jsonl --simulate
-      batchstream run prompts.jsonl -o out.jsonl -c 64 --model claude-haiku-4-5
+      batchstream run prompts.jsonl -o out.jsonl -c 64 --model claude-haiku-5-5
+      batchstream run evals.jsonl --api-version 2023-06-01 --model claude-sonnet-4-6 --temperature 0
       batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items
       batchstream run prompts.jsonl -o - --simulate -q | jq -r .text
     """
@@ -297,7 +367,7 @@ def run(
         output=checkpoint if to_stdout else output,
         stdout=to_stdout,
         summary=summary,
-        defaults=_defaults(model, max_tokens, system, temperature, betas),
+        defaults=_defaults(model, max_tokens, system, temperature, betas, api_version),
         concurrency=concurrency,
         base_url=base_url,
         simulate=simulate,
@@ -400,6 +470,7 @@ def validate(
     system: str | None,
     temperature: float | None,
     betas: tuple[str, ...],
+    api_version: str | None,
 ) -> None:
     """Check INPUT as `run` would, without sending anything or writing any file.
 
@@ -407,9 +478,16 @@ def validate(
     Examples:
       batchstream validate prompts.jsonl
       batchstream validate prompts.jsonl --model ""      # require every line to name its model
+      batchstream validate evals.jsonl --api-version 2023-06-01   # lines with temperature, older models
     """
-    defaults = _defaults(model, max_tokens, system, temperature, betas)
-    count = sum(1 for _ in iter_requests(input_path, defaults))
+    defaults = _defaults(model, max_tokens, system, temperature, betas, api_version)
+    count = 0
+    models: set[str] = set()
+    for request in iter_requests(input_path, defaults):
+        count += 1
+        models.add(request.params["model"])
+    for message in deprecation_warnings(models):
+        _warn(message)
     click.echo(f"{input_path}: {count} requests, all valid", err=True)
 
 
@@ -557,6 +635,7 @@ def estimate_command(
     system: str | None,
     temperature: float | None,
     betas: tuple[str, ...],
+    api_version: str | None,
     shard_text: str | None,
     previous: Path | None,
     as_json: bool,
@@ -576,7 +655,7 @@ def estimate_command(
     \b
     Examples:
       batchstream estimate prompts.jsonl
-      batchstream estimate prompts.jsonl --model claude-haiku-4-5 --max-tokens 256
+      batchstream estimate prompts.jsonl --model claude-haiku-5-5 --max-tokens 256
       batchstream estimate prompts.jsonl --shard 2/4 --previous last.results.jsonl --json | jq .total
     """
     import os
@@ -585,7 +664,7 @@ def estimate_command(
 
     result = estimate(
         input_path,
-        _defaults(model, max_tokens, system, temperature, betas),
+        _defaults(model, max_tokens, system, temperature, betas, api_version),
         shard=_shard(shard_text),
         previous=previous,
         api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
@@ -593,7 +672,7 @@ def estimate_command(
         simulate=simulate,
         concurrency=concurrency,
         price_file=price_file,
-        warn=lambda message: click.echo(f"batchstream: warning: {message}", err=True),
+        warn=_warn,
     )
     click.echo(format_estimate(result), err=True)
     if as_json:

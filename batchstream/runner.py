@@ -35,7 +35,7 @@ from .errors import (
     UsageError,
 )
 from .eventloop import new_event_loop
-from .inputs import Defaults, Request, Unchanged, iter_requests
+from .inputs import Defaults, Request, Unchanged, deprecation_warnings, iter_requests
 from .limiter import LaunchController
 from .markdown import append_github_step_summary, first_errors, markdown_summary
 from .pricing import PriceFileError, Pricer
@@ -361,6 +361,8 @@ class _Run:
         if self.config.retry_errors and plan.recorded_errors:
             dropped = drop_statuses(self.output, {"error"})
             self.log(f"--retry-errors: {dropped} recorded error(s) will run again")
+        for message in deprecation_warnings(plan.models):
+            self.log(f"warning: {message}")
         return plan
 
     # -- running ----------------------------------------------------------------------------------------
@@ -451,6 +453,7 @@ class _Run:
             max_connections=config.concurrency,
             stall_timeout=config.stall_timeout,
             transport=config.transport,
+            api_version=config.defaults.api_version,
         )
         try:
             async with anyio.create_task_group() as outer:

@@ -111,6 +111,7 @@ class StreamClient:
         stall_timeout: float,
         connect_timeout: float = 10.0,
         transport: Transport = "direct",
+        api_version: str | None = None,
     ) -> None:
         # The stall timeout is the transport's read timeout: it fires when no byte arrives for that long,
         # before the headers or between events, at no cost per event.
@@ -129,9 +130,15 @@ class StreamClient:
                 ),
             )
         # batchstream owns the retry policy for the whole item (a stream that fails after it started is
-        # never retried by the SDK), so the SDK itself must not retry.
+        # never retried by the SDK), so the SDK itself must not retry. `api_version` (None: the SDK's own)
+        # replaces the anthropic-version header the SDK would send.
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+            default_headers={"anthropic-version": api_version} if api_version else None,
         )
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
