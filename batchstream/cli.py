@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -13,7 +14,16 @@ import click
 from .config import Limits, Output, RetryPolicy, RunConfig
 from .console import ConsoleHost
 from .errors import BatchstreamError, ExitCode, InternalError, UsageError
-from .inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, InputError, iter_requests
+from .inputs import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    LEGACY_API_VERSION,
+    Defaults,
+    InputError,
+    accepts_sampling,
+    deprecation_warnings,
+    iter_requests,
+)
 from .runner import run_batch
 from .shard import Shard
 
@@ -67,6 +77,7 @@ def main() -> None:
     Examples:
       batchstream run prompts.jsonl --simulate        # try it on the built-in simulator
       batchstream run prompts.jsonl -c 32             # for real, with ANTHROPIC_API_KEY set
+      batchstream run prompts.jsonl --model claude-haiku-5-5
       batchstream validate prompts.jsonl
       batchstream simulate --port 8765
     """
@@ -89,6 +100,33 @@ def entry() -> None:
     os._exit(code or 0)
 
 
+def _api_version_help() -> str:
+    from .sdkinfo import peek_sdk_api_version
+
+    sdk = peek_sdk_api_version()
+    return (
+        "anthropic-version header sent with every request, which decides what a line may hold "
+        f"(default: the one the installed anthropic SDK sends{f', {sdk}' if sdk else ''}). "
+        f"{LEGACY_API_VERSION} still accepts temperature, top_p and top_k for older models."
+    )
+
+
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _check_api_version(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _API_VERSION.fullmatch(value):
+        raise click.BadParameter(f"expected a date like {LEGACY_API_VERSION}, got {value!r}")
+    if value < LEGACY_API_VERSION:
+        raise click.BadParameter(
+            f"batchstream reads the streaming format of API version {LEGACY_API_VERSION} and later, "
+            f"not {value}"
+        )
+    return value
+
+
 def _defaults_options(func: Any) -> Any:
     options = [
         click.option(
@@ -106,10 +144,18 @@ def _defaults_options(func: Any) -> Any:
             "--temperature",
             type=click.FloatRange(0, 1),
             default=None,
-            help="temperature for lines that give none.",
+            help=f"temperature for lines that give none; only with --api-version {LEGACY_API_VERSION} "
+            "(later versions refuse temperature) and a model that takes it there.",
         ),
         click.option(
             "--beta", "betas", multiple=True, help="Beta flag for every line without its own 'betas'."
+        ),
+        click.option(
+            "--api-version",
+            metavar="VERSION",
+            default=None,
+            callback=_check_api_version,
+            help=_api_version_help(),
         ),
     ]
     for option in reversed(options):
@@ -118,12 +164,34 @@ def _defaults_options(func: Any) -> Any:
 
 
 def _defaults(
-    model: str, max_tokens: int, system: str | None, temperature: float | None, betas: tuple[str, ...]
+    model: str,
+    max_tokens: int,
+    system: str | None,
+    temperature: float | None,
+    betas: tuple[str, ...],
+    api_version: str | None,
 ) -> Defaults:
     # --model "" means "no default": every line must then name its model.
-    return Defaults(
-        model=model or None, max_tokens=max_tokens, system=system, temperature=temperature, betas=betas
+    defaults = Defaults(
+        model=model or None,
+        max_tokens=max_tokens,
+        system=system,
+        temperature=temperature,
+        betas=betas,
+        api_version=api_version,
     )
+    version = defaults.resolved_api_version
+    if temperature is not None and not accepts_sampling(version):
+        raise click.UsageError(
+            f"--temperature: API version {version} does not accept temperature, at any value (the API "
+            f"answers 400); leave --temperature out, or add --api-version {LEGACY_API_VERSION} for a model "
+            "that still accepts it there"
+        )
+    return defaults
+
+
+def _warn(message: str) -> None:
+    click.echo(f"batchstream: warning: {message}", err=True)
 
 
 @main.command(epilog=EXIT_CODES)
@@ -249,6 +317,7 @@ def run(
     system: str | None,
     temperature: float | None,
     betas: tuple[str, ...],
+    api_version: str | None,
     base_url: str | None,
     simulate: bool,
     sim_options: tuple[str, ...],
@@ -279,7 +348,8 @@ def run(
     \b
     Examples:
       batchstream run prompts.jsonl --simulate
-      batchstream run prompts.jsonl -o out.jsonl -c 64 --model claude-haiku-4-5
+      batchstream run prompts.jsonl -o out.jsonl -c 64 --model claude-haiku-5-5
+      batchstream run evals.jsonl --api-version 2023-06-01 --model claude-sonnet-4-6 --temperature 0
       batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items
       batchstream run prompts.jsonl -o - --simulate -q | jq -r .text
     """
@@ -302,7 +372,7 @@ def run(
             ordered=ordered,
             content=not no_content,
         ),
-        defaults=_defaults(model, max_tokens, system, temperature, betas),
+        defaults=_defaults(model, max_tokens, system, temperature, betas, api_version),
         limits=Limits(concurrency=concurrency, rpm=rpm, itpm=itpm, otpm=otpm, max_cost=max_cost),
         retry=RetryPolicy(
             max_attempts=max_attempts,
@@ -399,6 +469,7 @@ def validate(
     system: str | None,
     temperature: float | None,
     betas: tuple[str, ...],
+    api_version: str | None,
 ) -> None:
     """Check INPUT as `run` would, without sending anything or writing any file.
 
@@ -406,9 +477,16 @@ def validate(
     Examples:
       batchstream validate prompts.jsonl
       batchstream validate prompts.jsonl --model ""      # require every line to name its model
+      batchstream validate evals.jsonl --api-version 2023-06-01   # lines with temperature, older models
     """
-    defaults = _defaults(model, max_tokens, system, temperature, betas)
-    count = sum(1 for _ in iter_requests(input_path, defaults))
+    defaults = _defaults(model, max_tokens, system, temperature, betas, api_version)
+    count = 0
+    models: set[str] = set()
+    for request in iter_requests(input_path, defaults):
+        count += 1
+        models.add(request.params["model"])
+    for message in deprecation_warnings(models):
+        _warn(message)
     click.echo(f"{input_path}: {count} requests, all valid", err=True)
 
 
@@ -556,6 +634,7 @@ def estimate_command(
     system: str | None,
     temperature: float | None,
     betas: tuple[str, ...],
+    api_version: str | None,
     shard_text: str | None,
     previous: Path | None,
     as_json: bool,
@@ -575,7 +654,7 @@ def estimate_command(
     \b
     Examples:
       batchstream estimate prompts.jsonl
-      batchstream estimate prompts.jsonl --model claude-haiku-4-5 --max-tokens 256
+      batchstream estimate prompts.jsonl --model claude-haiku-5-5 --max-tokens 256
       batchstream estimate prompts.jsonl --shard 2/4 --previous last.results.jsonl --json | jq .total
     """
     import os
@@ -584,7 +663,7 @@ def estimate_command(
 
     result = estimate(
         input_path,
-        _defaults(model, max_tokens, system, temperature, betas),
+        _defaults(model, max_tokens, system, temperature, betas, api_version),
         shard=_shard(shard_text),
         previous=previous,
         api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
@@ -592,7 +671,7 @@ def estimate_command(
         simulate=simulate,
         concurrency=concurrency,
         price_file=price_file,
-        warn=lambda message: click.echo(f"batchstream: warning: {message}", err=True),
+        warn=_warn,
     )
     click.echo(format_estimate(result), err=True)
     if as_json:

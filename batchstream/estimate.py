@@ -24,7 +24,7 @@ import anyio
 import orjson
 
 from .errors import FatalAPIError, UsageError
-from .inputs import Defaults, Request, iter_requests
+from .inputs import Defaults, Request, deprecation_warnings, iter_requests
 from .pricing import Pricer
 from .runner import SIMULATOR_KEY
 from .shard import Shard
@@ -186,10 +186,15 @@ class _TokenCounter:
     key stops everything, since every other call would be refused the same way.
     """
 
-    def __init__(self, api_key: str, base_url: str | None) -> None:
+    def __init__(self, api_key: str, base_url: str | None, api_version: str | None = None) -> None:
         self._key = api_key
         # The SDK's own retries suffice: count_tokens is one small call, not a stream that can break midway.
-        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=60.0)
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=60.0,
+            default_headers={"anthropic-version": api_version} if api_version else None,
+        )
         self.errors: Counter[str] = Counter()
         self.first_error: str | None = None
 
@@ -283,8 +288,10 @@ def estimate(
                 from .simulator import SimulatorThread
 
                 base_url = stack.enter_context(SimulatorThread()).base_url
-            counter = _TokenCounter(key, base_url)
+            counter = _TokenCounter(key, base_url, defaults.api_version)
             anyio.run(counter.count_all, requests(), concurrency, projector.add, backend="asyncio")
+    for message in deprecation_warnings(projector.models):
+        warn(message)
     if mean_outputs is not None:
         for model in sorted(projector.models.keys() - mean_outputs.keys()):
             warn(f"{previous} has no ok item of model {model!r}: no typical figure for it")

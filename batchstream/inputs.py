@@ -17,13 +17,14 @@ import difflib
 import hashlib
 import os
 import re
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, overload
 
 import orjson
 
 from .errors import InputError
+from .sdkinfo import deprecated_models, sdk_api_version
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 1024
@@ -55,6 +56,16 @@ API_PARAMS: frozenset[str] = frozenset(
     }
 )
 
+# The API versions batchstream knows the rules of. The older one still takes the sampling parameters
+# (except on the models below); the newer one, which SDK 2.x sends by default, refuses them at any value,
+# as well as document blocks in assistant messages and citations on text blocks in user messages.
+LEGACY_API_VERSION = "2023-06-01"
+API_VERSION_2026 = "2026-10-21"
+SAMPLING_KEYS = ("temperature", "top_p", "top_k")
+# Models that refuse the sampling parameters even on 2023-06-01 ("`temperature` is deprecated for this
+# model."): Opus 4.7 and 4.8, and every generation-5 model, dated snapshots included.
+_NO_SAMPLING_MODEL = re.compile(r"claude-(?:[a-z]+-5|opus-4-[78])(?:-.*)?")
+
 # Keys of a line that belong to batchstream, not to the request body.
 _LINE_KEYS = frozenset({"id", "custom_id", "prompt", "params", "meta", "betas"})
 _TOP_KEYS = API_PARAMS | _LINE_KEYS
@@ -63,7 +74,8 @@ _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _SHOW_LIMIT = 40
 # Part of every line hash: bump it when a line that passed before could now be read differently or be
 # refused, so that results recorded by older versions are checked in full once more.
-_LINE_HASH_VERSION = 1
+# 2: the API version joined the defaults, and lines with sampling parameters may now be refused.
+_LINE_HASH_VERSION = 2
 
 _Issue = tuple[str | None, str]
 # The line hash recorded for an id, or None when the id has no result.
@@ -72,19 +84,58 @@ RecordedLineHash = Callable[[str], str | None]
 
 @dataclass(frozen=True, slots=True)
 class Defaults:
-    """CLI options that fill what a line leaves out; a line's own value always wins."""
+    """CLI options that fill what a line leaves out (a line's own value always wins), and the API version
+    every request is sent with, which decides what a line may hold.
+
+    `api_version` None means the version the installed SDK sends (`resolved_api_version`).
+    """
 
     model: str | None = DEFAULT_MODEL
     max_tokens: int | None = DEFAULT_MAX_TOKENS
     system: str | None = None
     temperature: float | None = None
     betas: tuple[str, ...] = ()
+    api_version: str | None = None
+
+    @property
+    def resolved_api_version(self) -> str:
+        return self.api_version or sdk_api_version()
 
     def line_hasher(self) -> hashlib.blake2b:
         """A blake2b keyed by these defaults, to be copied and fed one line: a line's hash changes with
-        any default, as the request it makes may."""
-        fields = [_LINE_HASH_VERSION, self.model, self.max_tokens, self.system, self.temperature, self.betas]
+        any default, as the request it makes may, and with the API version, which may refuse it."""
+        fields = [
+            _LINE_HASH_VERSION,
+            self.model,
+            self.max_tokens,
+            self.system,
+            self.temperature,
+            self.betas,
+            self.resolved_api_version,
+        ]
         return hashlib.blake2b(digest_size=8, key=hashlib.sha256(orjson.dumps(fields)).digest())
+
+
+def accepts_sampling(api_version: str) -> bool:
+    """Whether requests sent with this `anthropic-version` may carry temperature, top_p or top_k at all."""
+    return api_version < API_VERSION_2026
+
+
+def model_accepts_sampling(model: str) -> bool:
+    """Whether `model` takes the sampling parameters on an API version that does (see accepts_sampling)."""
+    return not _NO_SAMPLING_MODEL.fullmatch(model)
+
+
+def deprecation_warnings(models: Iterable[str]) -> list[str]:
+    """One warning for each of `models` that the installed SDK lists as deprecated, saying when it retires."""
+    table = deprecated_models()
+    return [
+        f"model {model!r} is deprecated and will reach end-of-life on {table[model]} (so says the installed "
+        "anthropic SDK); move to a current model, see "
+        "https://docs.anthropic.com/en/docs/resources/model-deprecations"
+        for model in sorted(set(models))
+        if model in table
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,17 +426,93 @@ def _complete(
     ):
         if key not in params and default is None:
             issues.append((prefix + key, f"missing, and no {flag} default"))
-    _check_values(params, prefix, issues)
     filled = {
         "model": defaults.model,
         "max_tokens": defaults.max_tokens,
         "system": defaults.system,
         "temperature": defaults.temperature,
     }
-    return {**{key: value for key, value in filled.items() if value is not None}, **params}
+    request = {**{key: value for key, value in filled.items() if value is not None}, **params}
+    refused = _check_api_version(request, params, prefix, defaults.resolved_api_version, issues)
+    _check_values(params, prefix, issues, skip=refused)
+    return request
 
 
-def _check_values(params: dict[str, Any], prefix: str, issues: list[_Issue]) -> None:
+def _check_api_version(
+    request: dict[str, Any], own: dict[str, Any], prefix: str, version: str, issues: list[_Issue]
+) -> set[str]:
+    """Report what the API would refuse under `version` in `request` (the line's `own` body with the
+    defaults filled in); return the sampling keys refused, whose values need no further check."""
+    refused: set[str] = set()
+    model = request.get("model")
+    for key in SAMPLING_KEYS:
+        if key not in request:
+            continue
+        given = "" if key in own else " (set by --temperature)"
+        if not accepts_sampling(version):
+            refused.add(key)
+            fix = f"remove it, or run with --api-version {LEGACY_API_VERSION}"
+            if not isinstance(model, str):
+                fix += " for a model that still accepts it there"
+            elif model_accepts_sampling(model):
+                fix += f", where {model} still accepts it"
+            else:
+                fix = f"remove it ({model} refuses it on API version {LEGACY_API_VERSION} too)"
+            issues.append(
+                (
+                    prefix + key,
+                    f"not accepted by API version {version}, at any value (the API answers 400 "
+                    f'"{key}: Extra inputs are not permitted"){given}; {fix}',
+                )
+            )
+        elif (
+            isinstance(model, str)
+            and not model_accepts_sampling(model)
+            and not (key == "temperature" and request[key] == 1)
+        ):
+            refused.add(key)
+            issues.append(
+                (
+                    prefix + key,
+                    f"not accepted by {model} even on API version {version} (the API answers 400 "
+                    f'"`{key}` is deprecated for this model."){given}; remove it',
+                )
+            )
+    if not accepts_sampling(version) and isinstance(request.get("messages"), list):
+        _check_blocks_for_version(request["messages"], prefix + "messages", version, issues)
+    return refused
+
+
+def _check_blocks_for_version(messages: list[Any], field: str, version: str, issues: list[_Issue]) -> None:
+    """Content shapes that API version 2026-10-21 refuses and 2023-06-01 took."""
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            continue
+        role = message.get("role")
+        for number, block in enumerate(message["content"]):
+            if not isinstance(block, dict):
+                continue
+            at = f"{field}[{index}].content[{number}]"
+            if role == "assistant" and block.get("type") == "document":
+                issues.append(
+                    (
+                        at,
+                        f"a document block in an assistant message is not accepted by API version "
+                        f"{version}; move the document into a user message, or run with --api-version "
+                        f"{LEGACY_API_VERSION}",
+                    )
+                )
+            elif role == "user" and block.get("type") == "text" and block.get("citations"):
+                issues.append(
+                    (
+                        f"{at}.citations",
+                        f"citations on a text block in a user message are not accepted by API version "
+                        f"{version}; remove them, or run with --api-version {LEGACY_API_VERSION}",
+                    )
+                )
+
+
+def _check_values(params: dict[str, Any], prefix: str, issues: list[_Issue], skip: set[str]) -> None:
     def bad(key: str, expected: str) -> None:
         issues.append((prefix + key, f"expected {expected}, got {_show(params[key])}"))
 
@@ -394,9 +521,9 @@ def _check_values(params: dict[str, Any], prefix: str, issues: list[_Issue]) -> 
     if "max_tokens" in params and not _is_count(params["max_tokens"]):
         bad("max_tokens", "an integer >= 0")
     for key in ("temperature", "top_p"):
-        if key in params and not (_is_number(params[key]) and 0 <= params[key] <= 1):
+        if key in params and key not in skip and not (_is_number(params[key]) and 0 <= params[key] <= 1):
             bad(key, "a number from 0 to 1")
-    if "top_k" in params and not _is_count(params["top_k"]):
+    if "top_k" in params and "top_k" not in skip and not _is_count(params["top_k"]):
         bad("top_k", "an integer >= 0")
     if "system" in params and not isinstance(params["system"], str | list):
         bad("system", "a string or a list of text blocks")

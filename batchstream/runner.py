@@ -39,7 +39,7 @@ from .errors import (
     UsageError,
 )
 from .eventloop import new_event_loop
-from .inputs import Request
+from .inputs import Request, deprecation_warnings
 from .limiter import LaunchController
 from .plan import Plan, make_plan, requests
 from .pricing import Pricer
@@ -250,6 +250,8 @@ class _Run:
         if config.retry_errors and plan.recorded_errors:
             dropped = drop_statuses(self.output, {"error"})
             self.host.log(f"--retry-errors: {dropped} recorded error(s) will run again")
+        for message in deprecation_warnings(plan.models):
+            self.host.log(f"warning: {message}")
         return plan
 
     # -- the run ----------------------------------------------------------------------------------------
@@ -345,6 +347,7 @@ class _Run:
             base_url=base_url,
             max_connections=limits.concurrency,
             stall_timeout=config.retry.stall_timeout,
+            api_version=config.defaults.api_version,
         )
         self.secret = sender.api_key
         background = [

@@ -11,17 +11,22 @@ from batchstream.inputs import (
     API_PARAMS,
     DEFAULT_MAX_TOKENS,
     DEFAULT_MODEL,
+    LEGACY_API_VERSION,
     Defaults,
     InputError,
     Problem,
     Request,
     Unchanged,
+    deprecation_warnings,
     iter_requests,
+    model_accepts_sampling,
 )
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_inputs"
 VALID = '{"id": "ok", "prompt": "Hi"}'
 DEFAULTS = Defaults()
+# API version 2023-06-01 and a model that still takes temperature, top_p and top_k there.
+LEGACY = Defaults(model="claude-sonnet-4-6", api_version=LEGACY_API_VERSION)
 CUSTOM_ID_RULE = "^[a-zA-Z0-9_-]{1,64}$ (a Message Batches API rule)"
 
 
@@ -50,6 +55,24 @@ def problems(*lines: str | bytes, defaults: Defaults = DEFAULTS, **kwargs: int) 
     with pytest.raises(InputError) as caught:
         list(iter_requests(write(*lines), defaults, **kwargs))
     return [str(problem) for problem in caught.value.problems]
+
+
+def refused_2026(key: str, model: str, prefix: str = "", given: str = "") -> str:
+    if model_accepts_sampling(model):
+        fix = f"remove it, or run with --api-version 2023-06-01, where {model} still accepts it"
+    else:
+        fix = f"remove it ({model} refuses it on API version 2023-06-01 too)"
+    return (
+        f"{prefix}{key}: not accepted by API version 2026-10-21, at any value (the API answers 400 "
+        f'"{key}: Extra inputs are not permitted"){given}; {fix}'
+    )
+
+
+def deprecated_for(key: str, model: str, prefix: str = "") -> str:
+    return (
+        f"{prefix}{key}: not accepted by {model} even on API version 2023-06-01 (the API answers 400 "
+        f'"`{key}` is deprecated for this model."); remove it'
+    )
 
 
 def test_constants_match_the_sdk() -> None:
@@ -109,9 +132,6 @@ def test_messages_form_passes_api_fields_through_unchanged() -> None:
         "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
         "model": "claude-opus-5-5",
         "max_tokens": 0,
-        "temperature": 0,
-        "top_p": 1,
-        "top_k": 5,
         "stop_sequences": ["END", ""],
         "metadata": {"user_id": "u-1"},
         "tools": [{"name": "weather", "input_schema": {"type": "object"}}],
@@ -125,6 +145,19 @@ def test_messages_form_passes_api_fields_through_unchanged() -> None:
     expected = {key: value for key, value in line.items() if key not in ("id", "betas")}
     assert request.params == expected
     assert request.betas == ("fast-mode-2026-02-01",)
+
+
+def test_sampling_parameters_pass_through_on_api_version_2023_06_01_for_an_older_model() -> None:
+    line = {"id": "q", "prompt": "Hi", "model": "claude-sonnet-4-6", "temperature": 0, "top_p": 1, "top_k": 5}
+    request = one(orjson.dumps(line).decode(), LEGACY)
+    assert request.params == {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 1024,
+        "temperature": 0,
+        "top_p": 1,
+        "top_k": 5,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
 
 
 def test_batches_form() -> None:
@@ -152,7 +185,14 @@ def test_meta_is_kept_and_never_sent() -> None:
 # --- defaults ----------------------------------------------------------------------------------------------
 
 
-FULL_DEFAULTS = Defaults(model="m-default", max_tokens=77, system="S", temperature=0.3, betas=("d1",))
+FULL_DEFAULTS = Defaults(
+    model="m-default",
+    max_tokens=77,
+    system="S",
+    temperature=0.3,
+    betas=("d1",),
+    api_version=LEGACY_API_VERSION,
+)
 
 
 def test_defaults_fill_what_the_line_leaves_out() -> None:
@@ -241,7 +281,7 @@ def recorded_from(*lines: str, defaults: Defaults = DEFAULTS) -> dict[str, str]:
 def test_line_hash_is_pinned_since_results_files_record_it() -> None:
     # Changing how it is computed leaves every recorded result without a fast path: bump _LINE_HASH_VERSION
     # on purpose instead, when a line that passed before could now be read differently.
-    assert one(VALID).line_hash == "b38e7aa1de0c1d5e"
+    assert one(VALID).line_hash == "0295732a5e17de7d"
 
 
 def test_line_hash_is_of_the_line_bytes_and_every_default() -> None:
@@ -252,10 +292,17 @@ def test_line_hash_is_of_the_line_bytes_and_every_default() -> None:
         Defaults(model="other"),
         Defaults(max_tokens=1023),
         Defaults(system="S"),
-        Defaults(temperature=0.5),
         Defaults(betas=("b",)),
+        Defaults(api_version=LEGACY_API_VERSION),
     ):
         assert one(VALID, changed).line_hash != base, changed
+    legacy = one(VALID, LEGACY).line_hash
+    assert (
+        one(VALID, Defaults(model=LEGACY.model, api_version=LEGACY_API_VERSION, temperature=0.5)).line_hash
+        != legacy
+    )
+    # No version given is the one the SDK sends: the same hash as naming it.
+    assert one(VALID, Defaults(api_version=Defaults().resolved_api_version)).line_hash == base
 
 
 def test_lines_unchanged_since_recorded_are_not_read_again() -> None:
@@ -359,17 +406,13 @@ MSG = '[{"role": "user", "content": "Hi"}]'
             '{"id": "q", "prompt": "Hi", "max_tokens": "10"}',
             ['max_tokens: expected an integer >= 0, got "10"'],
         ),
+        # API version 2026-10-21 (the SDK's) refuses these whatever their value; range problems are moot.
+        ('{"id": "q", "prompt": "Hi", "temperature": 1.2}', [refused_2026("temperature", DEFAULT_MODEL)]),
+        ('{"id": "q", "prompt": "Hi", "top_p": -0.1}', [refused_2026("top_p", DEFAULT_MODEL)]),
         (
-            '{"id": "q", "prompt": "Hi", "temperature": 1.2}',
-            ["temperature: expected a number from 0 to 1, got 1.2"],
+            '{"id": "q", "prompt": "Hi", "model": "claude-sonnet-4-6", "top_k": 0}',
+            [refused_2026("top_k", "claude-sonnet-4-6")],
         ),
-        (
-            '{"id": "q", "prompt": "Hi", "temperature": null}',
-            ["temperature: expected a number from 0 to 1, got null"],
-        ),
-        ('{"id": "q", "prompt": "Hi", "top_p": -0.1}', ["top_p: expected a number from 0 to 1, got -0.1"]),
-        ('{"id": "q", "prompt": "Hi", "top_p": false}', ["top_p: expected a number from 0 to 1, got false"]),
-        ('{"id": "q", "prompt": "Hi", "top_k": 2.0}', ["top_k: expected an integer >= 0, got 2.0"]),
         (
             '{"id": "q", "prompt": "Hi", "stop_sequences": "END"}',
             ['stop_sequences: expected a list of strings, got "END"'],
@@ -434,6 +477,156 @@ MSG = '[{"role": "user", "content": "Hi"}]'
 def test_problem_messages(line: str, expected: list[str]) -> None:
     # A valid first line proves the reported line number is the file's, not the request's.
     assert problems(VALID, line) == [f"inputs.jsonl:2: {message}" for message in expected]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            '{"id": "q", "prompt": "Hi", "temperature": 1.2}',
+            ["temperature: expected a number from 0 to 1, got 1.2"],
+        ),
+        (
+            '{"id": "q", "prompt": "Hi", "temperature": null}',
+            ["temperature: expected a number from 0 to 1, got null"],
+        ),
+        ('{"id": "q", "prompt": "Hi", "top_p": -0.1}', ["top_p: expected a number from 0 to 1, got -0.1"]),
+        ('{"id": "q", "prompt": "Hi", "top_p": false}', ["top_p: expected a number from 0 to 1, got false"]),
+        ('{"id": "q", "prompt": "Hi", "top_k": 2.0}', ["top_k: expected an integer >= 0, got 2.0"]),
+    ],
+)
+def test_sampling_values_are_checked_where_the_api_version_takes_them(line: str, expected: list[str]) -> None:
+    assert problems(VALID, line, defaults=LEGACY) == [f"inputs.jsonl:2: {message}" for message in expected]
+
+
+# --- API versions: what 2026-10-21 refuses, and the models that refuse sampling on 2023-06-01 -------------
+
+
+def test_the_default_api_version_is_the_sdks() -> None:
+    from anthropic._constants import ANTHROPIC_API_VERSION
+
+    assert Defaults().resolved_api_version == ANTHROPIC_API_VERSION == "2026-10-21"
+
+
+def test_an_evaluation_file_with_temperature_on_every_line_is_refused_line_by_line() -> None:
+    lines = [f'{{"id": "e{n}", "prompt": "Q{n}", "temperature": 0}}' for n in range(3)]
+    assert problems(*lines) == [
+        f"inputs.jsonl:{n}: {refused_2026('temperature', DEFAULT_MODEL)}" for n in (1, 2, 3)
+    ]
+
+
+def test_every_sampling_key_of_a_line_is_named_in_both_forms() -> None:
+    body = {"messages": [{"role": "user", "content": "Hi"}], "temperature": 1, "top_p": 1, "top_k": 0}
+    top = orjson.dumps({"id": "a", **body, "model": "claude-haiku-4-5"}).decode()
+    batches = orjson.dumps({"custom_id": "b", "params": {**body, "model": "claude-haiku-4-5"}}).decode()
+    assert problems(top, batches) == [
+        *(
+            f"inputs.jsonl:1: {refused_2026(key, 'claude-haiku-4-5')}"
+            for key in ("temperature", "top_p", "top_k")
+        ),
+        *(
+            f"inputs.jsonl:2: {refused_2026(key, 'claude-haiku-4-5', 'params.')}"
+            for key in ("temperature", "top_p", "top_k")
+        ),
+    ]
+
+
+def test_content_shapes_refused_by_api_version_2026_10_21() -> None:
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "D"}}
+    cited = {"type": "text", "text": "T", "citations": [{"type": "char_location", "cited_text": "D"}]}
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "ok", "citations": []}, cited]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A"}, document]},
+        {"role": "user", "content": [document, {"type": "text", "text": "fine"}]},
+    ]
+    line = orjson.dumps({"id": "q", "messages": messages}).decode()
+    batches = orjson.dumps({"custom_id": "r", "params": {"messages": messages}}).decode()
+    citations = (
+        "citations on a text block in a user message are not accepted by API version 2026-10-21; "
+        "remove them, or run with --api-version 2023-06-01"
+    )
+    assistant_document = (
+        "a document block in an assistant message is not accepted by API version 2026-10-21; "
+        "move the document into a user message, or run with --api-version 2023-06-01"
+    )
+    assert problems(line, batches) == [
+        f"inputs.jsonl:1: messages[0].content[1].citations: {citations}",
+        f"inputs.jsonl:1: messages[1].content[1]: {assistant_document}",
+        f"inputs.jsonl:2: params.messages[0].content[1].citations: {citations}",
+        f"inputs.jsonl:2: params.messages[1].content[1]: {assistant_document}",
+    ]
+    # API version 2023-06-01 takes both.
+    assert [request.id for request in requests(line, batches, defaults=LEGACY)] == ["q", "r"]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "claude-sonnet-5-5",
+        "claude-opus-5",
+        "claude-haiku-5-5",
+        "claude-fable-5-2",
+        "claude-opus-4-7",
+        "claude-opus-4-8",
+        "claude-sonnet-5-20261101",
+    ],
+)
+def test_models_that_refuse_sampling_even_on_2023_06_01(model: str) -> None:
+    line = orjson.dumps(
+        {"id": "q", "prompt": "Hi", "model": model, "temperature": 0.5, "top_p": 1, "top_k": 3}
+    )
+    assert problems(line.decode(), defaults=LEGACY) == [
+        f"inputs.jsonl:1: {deprecated_for(key, model)}" for key in ("temperature", "top_p", "top_k")
+    ]
+    # As the API does, these models still take a temperature of exactly 1 (the default) on 2023-06-01.
+    one(f'{{"id": "q", "prompt": "Hi", "model": "{model}", "temperature": 1}}', LEGACY)
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6", "claude-opus-4-5", "my-finetune"]
+)
+def test_models_that_still_take_sampling_on_2023_06_01(model: str) -> None:
+    assert model_accepts_sampling(model)
+    request = one(f'{{"id": "q", "prompt": "Hi", "model": "{model}", "top_k": 3}}', LEGACY)
+    assert request.params["top_k"] == 3
+
+
+def test_a_temperature_default_is_named_as_such() -> None:
+    defaults = Defaults(temperature=0.2, api_version=LEGACY_API_VERSION)
+    assert problems(VALID, defaults=defaults) == [
+        f"inputs.jsonl:1: {deprecated_for('temperature', DEFAULT_MODEL)}".replace(
+            "); remove it", ") (set by --temperature); remove it"
+        )
+    ]
+    assert problems(VALID, defaults=Defaults(temperature=0.2)) == [
+        f"inputs.jsonl:1: {refused_2026('temperature', DEFAULT_MODEL, given=' (set by --temperature)')}"
+    ]
+    assert one(VALID, Defaults(model="claude-sonnet-4-6", temperature=0.2, api_version=LEGACY_API_VERSION))
+
+
+def test_a_resumed_line_is_checked_again_under_another_api_version() -> None:
+    line = '{"id": "t", "prompt": "Hi", "temperature": 0}'
+    recorded = recorded_from(line, defaults=LEGACY)
+    assert list(iter_requests(write(line), LEGACY, recorded=recorded.get)) == [
+        Unchanged("t", 1, "claude-sonnet-4-6")
+    ]
+    with pytest.raises(InputError):
+        list(iter_requests(write(line), Defaults(model="claude-sonnet-4-6"), recorded=recorded.get))
+
+
+# --- deprecated models --------------------------------------------------------------------------------------
+
+
+def test_deprecated_models_are_read_from_the_installed_sdk_one_warning_each() -> None:
+    assert DEPRECATED_MODELS  # the test means nothing against an SDK without the table
+    model, retires = next(iter(DEPRECATED_MODELS.items()))
+    assert deprecation_warnings([model, DEFAULT_MODEL, model, "claude-sonnet-4-6"]) == [
+        f"model {model!r} is deprecated and will reach end-of-life on {retires} (so says the installed "
+        "anthropic SDK); move to a current model, see https://docs.anthropic.com/en/docs/resources/model-deprecations"
+    ]
+    assert deprecation_warnings(sorted(DEPRECATED_MODELS)) == [
+        warning for model in sorted(DEPRECATED_MODELS) for warning in deprecation_warnings([model])
+    ]
 
 
 def test_missing_model_and_max_tokens_without_defaults() -> None:
@@ -592,3 +785,56 @@ def test_sample_broken_file_reports_each_deliberate_error() -> None:
     assert seen == ["ok-capital", "ok-batch-form"]
     assert [problem.line for problem in caught.value.problems] == list(range(2, 13))
     assert caught.value.total == 11
+
+
+def test_sdk_facts_read_without_importing_the_sdk_are_the_imported_sdks() -> None:
+    from anthropic._constants import ANTHROPIC_API_VERSION
+    from anthropic.resources.messages.messages import DEPRECATED_MODELS as used_by_messages
+
+    from batchstream import sdkinfo
+
+    assert sdkinfo.peek_sdk_api_version() == sdkinfo.sdk_api_version() == ANTHROPIC_API_VERSION
+    assert (
+        sdkinfo._read_literal(*sdkinfo._DEPRECATED_MODELS) == used_by_messages == sdkinfo.deprecated_models()
+    )
+
+
+def test_the_sdk_sends_that_version_on_the_wire_unless_told_otherwise() -> None:
+    import anthropic
+    import httpx2
+
+    seen: list[str] = []
+
+    def record(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.headers["anthropic-version"])
+        return httpx2.Response(200, json={"input_tokens": 1})
+
+    for headers in (None, {"anthropic-version": LEGACY_API_VERSION}):
+        with anthropic.Anthropic(
+            api_key="k",
+            base_url="http://sdk.invalid",
+            http_client=httpx2.Client(transport=httpx2.MockTransport(record)),
+            default_headers=headers,
+        ) as client:
+            client.messages.count_tokens(model="m", messages=[{"role": "user", "content": "Hi"}])
+    assert seen == [Defaults().resolved_api_version, LEGACY_API_VERSION]
+
+
+def test_validate_reads_the_sdk_facts_without_importing_the_sdk() -> None:
+    import subprocess
+    import sys
+
+    old = sorted(DEPRECATED_MODELS)[0]
+    write(f'{{"id": "a", "prompt": "Hi", "model": "{old}"}}')
+    script = (
+        "import sys\n"
+        "from batchstream.cli import main\n"
+        "try:\n"
+        "    main(['validate', 'inputs.jsonl'], prog_name='batchstream')\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "assert 'anthropic' not in sys.modules, 'the SDK was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"model {old!r} is deprecated" in done.stderr

@@ -33,6 +33,7 @@ from batchstream.summary import summarize_file
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_inputs"
 HAIKU = "claude-haiku-4-5"
+SONNET_4_6 = "claude-sonnet-4-6"  # takes temperature, top_p and top_k on API version 2023-06-01
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 RULE = "^[a-zA-Z0-9_-]{1,64}$ (a Message Batches API rule)"  # the custom_id rule
 
@@ -165,8 +166,7 @@ def test_a_varied_batch_records_exactly_what_the_simulator_replied(tmp_path: Pat
         {
             "id": "blocks",
             "messages": [{"role": "user", "content": [{"type": "text", "text": "Block text."}]}],
-            "temperature": 0.5,
-            "top_k": 3,
+            "stop_sequences": ["END"],
         },
         {"id": "beta-line", "prompt": "Through the beta client.", "betas": ["sim-beta-2025-01-01"]},
     ]
@@ -177,7 +177,7 @@ def test_a_varied_batch_records_exactly_what_the_simulator_replied(tmp_path: Pat
         "cut-short": body("Write a long essay about rivers.", max_tokens=5),
         "stop-seq": body("Tell me a story.", stop_sequences=["."]),
         "blocks": body(
-            [{"role": "user", "content": [{"type": "text", "text": "Block text."}]}], temperature=0.5, top_k=3
+            [{"role": "user", "content": [{"type": "text", "text": "Block text."}]}], stop_sequences=["END"]
         ),
         "beta-line": body("Through the beta client."),
     }
@@ -303,7 +303,7 @@ def test_cli_defaults_fill_what_a_line_leaves_out_the_line_wins_and_output_path(
             {
                 "id": "own",
                 "prompt": "Everything is mine.",
-                "model": DEFAULT_MODEL,
+                "model": SONNET_4_6,
                 "max_tokens": 7,
                 "system": "Own system.",
                 "temperature": 0.0,
@@ -317,13 +317,16 @@ def test_cli_defaults_fill_what_a_line_leaves_out_the_line_wins_and_output_path(
     defaults = {"model": HAIKU, "max_tokens": 40, "system": "Default system.", "temperature": 0.25}
     sent = {
         "filled": body("Fill everything in.", **defaults),
-        "own": body("Everything is mine.", max_tokens=7, system="Own system.", temperature=0.0),
+        "own": body(
+            "Everything is mine.", model=SONNET_4_6, max_tokens=7, system="Own system.", temperature=0.0
+        ),
         "own-budget": body("Hi", **{**defaults, "max_tokens": 9}),
     }
 
     done = run_cli(
         "run", "in.jsonl", "-q", "-o", "out.jsonl", "--model", HAIKU, "--max-tokens", "40",
-        "--system", "Default system.", "--temperature", "0.25", cwd=tmp_path, base_url=simulator.base_url,
+        "--system", "Default system.", "--temperature", "0.25", "--api-version", "2023-06-01",
+        cwd=tmp_path, base_url=simulator.base_url,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
@@ -338,6 +341,8 @@ def test_cli_defaults_fill_what_a_line_leaves_out_the_line_wins_and_output_path(
     assert got["own"]["stop_reason"] == "max_tokens"  # its own max_tokens 7, not the default 40
     assert got["own"]["usage"]["output_tokens"] == 7
     assert_summary(tmp_path / "out.summary.jsonl", rows)
+    # --temperature needs --api-version 2023-06-01: the version the SDK sends refuses temperature.
+    assert simulator.stats()["api_versions"] == {"2023-06-01": 3}
 
 
 # --- resume -------------------------------------------------------------------------------------------------
@@ -659,6 +664,20 @@ def test_a_run_killed_part_way_resumes_without_paying_twice(tmp_path: Path, simu
 
 MSG = '[{"role": "user", "content": "Hi"}]'
 
+
+def refused_2026(key: str, older_model: str | None = None) -> str:
+    """What validation says of a sampling parameter under API version 2026-10-21."""
+    fix = (
+        f"remove it ({DEFAULT_MODEL} refuses it on API version 2023-06-01 too)"
+        if older_model is None
+        else f"remove it, or run with --api-version 2023-06-01, where {older_model} still accepts it"
+    )
+    return (
+        f'not accepted by API version 2026-10-21, at any value (the API answers 400 "{key}: Extra inputs are '
+        f'not permitted"); {fix}'
+    )
+
+
 # Lines with exactly one problem each, worded as `batchstream.inputs` words it.
 ONE_PROBLEM: list[tuple[str | bytes, str]] = [
     ("{nope", "invalid JSON: unexpected character, expected a string key at column 2"),
@@ -709,17 +728,28 @@ ONE_PROBLEM: list[tuple[str | bytes, str]] = [
     ('{"id": "t2", "prompt": "Hi", "max_tokens": 1.5}', "max_tokens: expected an integer >= 0, got 1.5"),
     ('{"id": "t3", "prompt": "Hi", "max_tokens": true}', "max_tokens: expected an integer >= 0, got true"),
     ('{"id": "t4", "prompt": "Hi", "max_tokens": "10"}', 'max_tokens: expected an integer >= 0, got "10"'),
+    # API version 2026-10-21, which the SDK sends, refuses the sampling parameters whatever their value.
+    ('{"id": "hot", "prompt": "Hi", "temperature": 1.2}', "temperature: " + refused_2026("temperature")),
     (
-        '{"id": "hot", "prompt": "Hi", "temperature": 1.2}',
-        "temperature: expected a number from 0 to 1, got 1.2",
+        '{"id": "p1", "prompt": "Hi", "model": "claude-haiku-4-5", "top_p": 0.9}',
+        "top_p: " + refused_2026("top_p", "claude-haiku-4-5"),
     ),
     (
-        '{"id": "nul", "prompt": "Hi", "temperature": null}',
-        "temperature: expected a number from 0 to 1, got null",
+        '{"custom_id": "k1", "params": {"messages": ' + MSG + ', "model": "claude-haiku-4-5", "top_k": 0}}',
+        "params.top_k: " + refused_2026("top_k", "claude-haiku-4-5"),
     ),
-    ('{"id": "p1", "prompt": "Hi", "top_p": -0.1}', "top_p: expected a number from 0 to 1, got -0.1"),
-    ('{"id": "p2", "prompt": "Hi", "top_p": false}', "top_p: expected a number from 0 to 1, got false"),
-    ('{"id": "k1", "prompt": "Hi", "top_k": 2.0}', "top_k: expected an integer >= 0, got 2.0"),
+    (
+        '{"id": "doc", "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": '
+        '[{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "D"}}]}]}',
+        "messages[1].content[0]: a document block in an assistant message is not accepted by API version "
+        "2026-10-21; move the document into a user message, or run with --api-version 2023-06-01",
+    ),
+    (
+        '{"id": "cite", "messages": [{"role": "user", "content": [{"type": "text", "text": "T", "citations": '
+        '[{"type": "char_location"}]}]}]}',
+        "messages[0].content[0].citations: citations on a text block in a user message are not accepted by "
+        "API version 2026-10-21; remove them, or run with --api-version 2023-06-01",
+    ),
     (
         '{"id": "s1", "prompt": "Hi", "stop_sequences": "END"}',
         'stop_sequences: expected a list of strings, got "END"',
@@ -1003,3 +1033,113 @@ def test_help_of_each_command_shows_examples_and_exit_codes(background: Backgrou
     run_lines = [line.strip() for line in helps["run"].stdout.splitlines()]
     assert any(line.startswith("1    finished, but some items ended in error") for line in run_lines)
     assert any(line.startswith("2    usage or input error") for line in run_lines)
+
+
+# --- API versions and models --------------------------------------------------------------------------------
+
+
+def test_run_sends_the_sdks_api_version_by_default_and_api_version_on_request(
+    tmp_path: Path, simulator_factory: Callable[..., SimulatorThread]
+) -> None:
+    """The header on the wire, as the simulator's request log and stats record it."""
+    from anthropic._constants import ANTHROPIC_API_VERSION
+
+    sampled = [
+        {"id": "t0", "prompt": "Pick a colour.", "model": SONNET_4_6, "temperature": 0},
+        {"custom_id": "t1", "params": {"messages": TURNS, "model": HAIKU, "top_p": 0.5, "top_k": 3}},
+    ]
+    write_jsonl(tmp_path / "plain.jsonl", [{"id": "p", "prompt": "Hi"}])
+    write_jsonl(tmp_path / "sampled.jsonl", sampled)
+    log = tmp_path / "sim.log.jsonl"
+    simulator = simulator_factory(log_path=str(log))
+    plain = run_cli("run", "plain.jsonl", "-q", cwd=tmp_path, base_url=simulator.base_url)
+    legacy = run_cli(
+        "run", "sampled.jsonl", "-q", "--api-version", "2023-06-01", cwd=tmp_path, base_url=simulator.base_url
+    )
+    assert (plain.returncode, legacy.returncode) == (0, 0), plain.stderr + legacy.stderr
+    assert simulator.stats()["api_versions"] == {ANTHROPIC_API_VERSION: 1, "2023-06-01": 2}
+    logged = [(line["api_version"], line["status"]) for line in read_jsonl(log)]
+    assert logged == [(ANTHROPIC_API_VERSION, 200), ("2023-06-01", 200), ("2023-06-01", 200)]
+    # The sampling parameters went out as the lines gave them.
+    rows = by_id(read_jsonl(tmp_path / "sampled.results.jsonl"))
+    assert_ok(rows["t0"], body("Pick a colour.", model=SONNET_4_6, temperature=0))
+    assert_ok(rows["t1"], body(TURNS, model=HAIKU, top_p=0.5, top_k=3))
+
+
+def test_temperature_option_needs_api_version_2023_06_01(tmp_path: Path, simulator) -> None:
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": "Hi", "model": HAIKU}])
+    message = (
+        "Error: --temperature: API version 2026-10-21 does not accept temperature, at any value (the API "
+        "answers 400); leave --temperature out, or add --api-version 2023-06-01 for a model that still "
+        "accepts it there\n"
+    )
+    for command in ("validate", "run", "estimate"):
+        done = run_cli(command, "in.jsonl", "--temperature", "0", cwd=tmp_path, base_url=simulator.base_url)
+        assert done.returncode == 2, (command, done.stderr)
+        assert done.stderr.endswith(message), (command, done.stderr)
+    fine = run_cli(
+        "validate", "in.jsonl", "--temperature", "0", "--api-version", "2023-06-01", cwd=tmp_path,
+        base_url=simulator.base_url,
+    )  # fmt: skip
+    assert (fine.returncode, fine.stderr) == (0, "in.jsonl: 1 requests, all valid\n")
+    bad = run_cli("validate", "in.jsonl", "--api-version", "2023-01-01", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "reads the streaming format of API version 2023-06-01 and later, not 2023-01-01" in bad.stderr
+    assert names(tmp_path) == ["in.jsonl"]
+    assert simulator.stats()["requests"] == 0
+
+
+def test_deprecated_models_warn_once_per_model_and_do_not_fail(tmp_path: Path, simulator) -> None:
+    from anthropic._data.deprecated_models import DEPRECATED_MODELS
+
+    [old, *_] = sorted(DEPRECATED_MODELS)
+    warning = (
+        f"batchstream: warning: model {old!r} is deprecated and will reach end-of-life on "
+        f"{DEPRECATED_MODELS[old]} (so says the installed anthropic SDK); move to a current model, see "
+        "https://docs.anthropic.com/en/docs/resources/model-deprecations\n"
+    )
+    write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "a", "prompt": "A", "model": old},
+            {"id": "b", "prompt": "B", "model": old},
+            {"id": "c", "prompt": "C"},
+        ],
+    )
+    validated = run_cli("validate", "in.jsonl", cwd=tmp_path)
+    assert (validated.returncode, validated.stderr) == (0, warning + "in.jsonl: 3 requests, all valid\n")
+    ran = run_cli("run", "in.jsonl", "-q", cwd=tmp_path, base_url=simulator.base_url)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr.count(warning) == 1
+    assert simulator.stats()["completed"] == 3
+    # --model names the model of lines that give none: the same warning, once.
+    write_jsonl(tmp_path / "bare.jsonl", [{"id": "x", "prompt": "X"}, {"id": "y", "prompt": "Y"}])
+    estimated = run_cli(
+        "estimate", "bare.jsonl", "--model", old, cwd=tmp_path, env=cli_env(None, ANTHROPIC_API_KEY="")
+    )
+    assert estimated.returncode == 0, estimated.stderr
+    assert estimated.stderr.count(warning) == 1
+
+
+def test_help_examples_name_current_models() -> None:
+    import re
+    import typing
+
+    import click
+    from anthropic._data.deprecated_models import DEPRECATED_MODELS
+    from anthropic.types import Model
+
+    from batchstream.cli import main
+
+    current = set(typing.get_args(typing.get_args(Model)[0])) - set(DEPRECATED_MODELS)
+    texts = [main.help or ""]
+    for command in main.commands.values():
+        texts.append(command.help or "")
+        texts += [param.help or "" for param in command.params if isinstance(param, click.Option)]
+        texts += [str(param.default) for param in command.params if isinstance(param, click.Option)]
+    named = set(re.findall(r"claude-[a-z0-9-]*[a-z0-9]", "\n".join(texts)))
+    assert DEFAULT_MODEL in named
+    assert named <= current, named - current
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    in_readme = set(re.findall(r"claude-[a-z0-9-]*[a-z0-9]", readme))
+    assert in_readme <= current, in_readme - current

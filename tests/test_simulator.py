@@ -732,3 +732,127 @@ VOLATILE = ("latency_s", "ttft_s", "request_id", "request_hash", "line_hash")
 def test_recorded_shape_directives_are_checked(sim: SimulatorThread) -> None:
     assert post_raw(sim, body_for("[[sim cut_tool]]")).status_code == 400  # no tool to call
     assert post_raw(sim, body_for("[[sim fallback=]]")).status_code == 400
+
+
+# --- API versions: what each anthropic-version accepts, per model --------
+
+
+V2026 = {"x-api-key": "sk-test", "anthropic-version": "2026-10-21"}
+DOCUMENT = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "D"}}
+CITED = {"type": "text", "text": "T", "citations": [{"type": "char_location", "cited_text": "D"}]}
+
+
+def api_error(response: httpx2.Response) -> str:
+    """The message of a 400, after checking the whole error body has the service's shape."""
+    assert response.status_code == 400
+    answer = response.json()
+    assert set(answer) == {"type", "error", "request_id"}
+    assert answer["type"] == "error" and REQUEST_ID.match(answer["request_id"])
+    assert answer["request_id"] == response.headers["request-id"]
+    assert set(answer["error"]) == {"type", "message"}
+    assert answer["error"]["type"] == "invalid_request_error"
+    return str(answer["error"]["message"])
+
+
+@pytest.mark.parametrize("model", [MODEL, "claude-sonnet-4-6", "claude-sonnet-5-5"])
+@pytest.mark.parametrize(
+    ("key", "value"), [("temperature", 0), ("temperature", 1), ("top_p", 1), ("top_k", 0)]
+)
+def test_api_version_2026_10_21_refuses_sampling_parameters_at_any_value(
+    sim: SimulatorThread, model: str, key: str, value: float
+) -> None:
+    response = post_raw(sim, {**body_for("x"), "model": model, key: value}, headers=V2026)
+    assert api_error(response) == f"{key}: Extra inputs are not permitted"
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6", MODEL])
+def test_api_version_2023_06_01_takes_sampling_parameters_for_older_models(
+    sim: SimulatorThread, model: str
+) -> None:
+    payload = {**body_for("x"), "model": model, "temperature": 0.2, "top_p": 0.9, "top_k": 5}
+    assert post_raw(sim, payload).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-sonnet-5-5", "claude-opus-5", "claude-fable-5-2", "claude-opus-4-7", "claude-opus-4-8"]
+)
+def test_newer_models_refuse_sampling_parameters_on_2023_06_01_too(sim: SimulatorThread, model: str) -> None:
+    for key, value in (("temperature", 0.5), ("temperature", 0), ("top_p", 1), ("top_k", 0)):
+        response = post_raw(sim, {**body_for("x"), "model": model, key: value})
+        assert api_error(response) == f"`{key}` is deprecated for this model."
+    # A temperature of exactly 1 (the default) still passes; out-of-range values fail the range check first.
+    assert post_raw(sim, {**body_for("x"), "model": model, "temperature": 1}).status_code == 200
+    too_hot = post_raw(sim, {**body_for("x"), "model": model, "temperature": 1.5})
+    assert api_error(too_hot) == "temperature: Input should be less than or equal to 1"
+
+
+def test_api_version_2026_10_21_refuses_assistant_documents_and_user_citations(sim: SimulatorThread) -> None:
+    assistant_document = {
+        **body_for("x"),
+        "messages": [
+            {"role": "user", "content": "Read this."},
+            {"role": "assistant", "content": [{"type": "text", "text": "Ok."}, DOCUMENT]},
+            {"role": "user", "content": "And?"},
+        ],
+    }
+    user_citations = {
+        **body_for("x"),
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "a", "citations": []}, CITED]}],
+    }
+    fine = {
+        **body_for("x"),
+        "messages": [
+            {"role": "user", "content": [DOCUMENT, {"type": "text", "text": "a", "citations": None}]},
+            {"role": "assistant", "content": [CITED]},
+            {"role": "user", "content": "More?"},
+        ],
+    }
+    assert api_error(post_raw(sim, assistant_document, headers=V2026)) == (
+        "messages.1.content.1.type: document blocks are not permitted in assistant messages"
+    )
+    assert api_error(post_raw(sim, user_citations, headers=V2026)) == (
+        "messages.0.content.1.citations: citations are not permitted on text blocks in user messages"
+    )
+    assert post_raw(sim, fine, headers=V2026).status_code == 200
+    # count_tokens reads the same messages the same way.
+    count_body = {key: value for key, value in assistant_document.items() if key != "max_tokens"}
+    counted = httpx2.post(
+        f"{sim.base_url}/v1/messages/count_tokens", content=orjson.dumps(count_body), headers=V2026
+    )
+    assert (
+        api_error(counted)
+        == "messages.1.content.1.type: document blocks are not permitted in assistant messages"
+    )
+    # 2023-06-01 takes both.
+    assert post_raw(sim, assistant_document).status_code == 200
+    assert post_raw(sim, user_citations).status_code == 200
+    assert sim.stats()["api_versions"] == {"2023-06-01": 2, "2026-10-21": 4}
+
+
+def test_the_sdk_meets_the_same_400_a_user_would(sim: SimulatorThread) -> None:
+    """The SDK as batchstream drives it (extra_body), with its default version and with 2023-06-01."""
+    with anthropic.Anthropic(api_key="sk-test", base_url=sim.base_url, max_retries=0) as sdk:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            sdk.messages.create(**body_for("x"), extra_body={"temperature": 0})
+        assert caught.value.status_code == 400
+        assert caught.value.api_message == "temperature: Extra inputs are not permitted"
+        assert caught.value.body == {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "message": "temperature: Extra inputs are not permitted",
+            },
+            "request_id": caught.value.request_id,
+        }
+    legacy_headers = {"anthropic-version": "2023-06-01"}
+    with anthropic.Anthropic(
+        api_key="sk-test", base_url=sim.base_url, max_retries=0, default_headers=legacy_headers
+    ) as sdk:
+        reply = sdk.messages.create(
+            **{**body_for("x"), "model": "claude-sonnet-4-6"}, extra_body={"temperature": 0}
+        )
+        assert reply.content
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            sdk.messages.create(**{**body_for("x"), "model": "claude-opus-5-5"}, extra_body={"top_k": 5})
+        assert caught.value.api_message == "`top_k` is deprecated for this model."
+    assert sim.stats()["api_versions"] == {"2023-06-01": 2, "2026-10-21": 1}

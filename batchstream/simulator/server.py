@@ -60,6 +60,7 @@ class Exchange:
     """What one request turned into, for stats and the request log."""
 
     request_id: str
+    api_version: str | None = None
     admission: Admission | None = None
     key: str | None = None
     attempt: int | None = None
@@ -141,6 +142,7 @@ class Simulator:
             exchange.status,
             exchange.model,
             exchange.output_tokens,
+            exchange.api_version,
         )
 
     def _headers(self, exchange: Exchange) -> bytes:
@@ -163,11 +165,17 @@ class Simulator:
     async def _not_found(self, _request: Request, _exchange: Exchange) -> Answer:
         raise Rejection(404, "Not found", "not_found")
 
-    def _read_body(self, request: Request, validate: Callable[[Any], str | None]) -> dict[str, Any]:
-        """Auth, version header, JSON and schema, in the order the service checks them."""
+    def _read_body(
+        self, request: Request, exchange: Exchange, validate: Callable[[Any, str], str | None]
+    ) -> dict[str, Any]:
+        """Auth, version header, JSON and schema (which depends on the version), in the order the service
+        checks them."""
         self._authenticate(request)
-        if "anthropic-version" not in request.headers:
+        version = request.headers.get("anthropic-version")
+        if version is None:
             raise Rejection(400, "anthropic-version: header is required", "invalid_request")
+        exchange.api_version = version
+        self.stats.saw_api_version(version)
         try:
             raw = request.read()
         except BodyTooLarge:
@@ -176,7 +184,7 @@ class Simulator:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise Rejection(400, f"The request body is not valid JSON: {exc}", "invalid_request") from None
-        problem = validate(body)
+        problem = validate(body, version)
         if problem:
             raise Rejection(400, problem, "invalid_request")
         return body
@@ -193,7 +201,7 @@ class Simulator:
             raise Rejection(401, "invalid x-api-key", "unauthorized")
 
     async def _count_tokens(self, request: Request, exchange: Exchange) -> Answer:
-        body = self._read_body(request, validate_count_tokens_body)
+        body = self._read_body(request, exchange, validate_count_tokens_body)
         exchange.model = body["model"]
         exchange.outcome = "ok"
         exchange.status = 200
@@ -205,7 +213,7 @@ class Simulator:
 
     async def _messages(self, request: Request, exchange: Exchange) -> Answer:
         config = self.config
-        body = self._read_body(request, validate_messages_body)
+        body = self._read_body(request, exchange, validate_messages_body)
         exchange.model = body["model"]
         exchange.admission = self.limiter.admit()
         if not exchange.admission.allowed:

@@ -22,6 +22,8 @@ class Stats:
         self.attempts_per_key: Counter[str] = Counter()
         self.completions_per_key: Counter[str] = Counter()
         self.betas: Counter[str] = Counter()
+        # The anthropic-version header of every API request that had one.
+        self.api_versions: Counter[str] = Counter()
         # time.monotonic() (CLOCK_MONOTONIC, the same clock in every process on the machine) of every request
         # since the start or the last reset, in arrival order, 8 bytes each: a benchmark times a client's
         # run from the first, and sees how far apart the requests of each wave arrived.
@@ -42,6 +44,9 @@ class Stats:
         if header:
             self.betas.update(name for name in (part.strip() for part in header.split(",")) if name)
 
+    def saw_api_version(self, version: str) -> None:
+        self.api_versions[version] = self.api_versions.get(version, 0) + 1  # as in `next_attempt`
+
     def complete(self, key: str) -> None:
         self.completed += 1
         self.completions_per_key[key] = self.completions_per_key.get(key, 0) + 1  # as in `next_attempt`
@@ -58,6 +63,7 @@ class Stats:
             "max_completions_per_key": max(self.completions_per_key.values(), default=0),
             "attempts_per_key": dict(self.attempts_per_key),
             "betas": dict(sorted(self.betas.items())),
+            "api_versions": dict(sorted(self.api_versions.items())),
         }
 
 
@@ -75,6 +81,7 @@ class RequestLog:
         status: int | None,
         model: str | None,
         output_tokens: int,
+        api_version: str | None = None,
     ) -> None:
         if self._file is None:
             return
@@ -85,6 +92,7 @@ class RequestLog:
             "status": status,
             "model": model,
             "output_tokens": output_tokens,
+            "api_version": api_version,
         }
         self._file.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
 

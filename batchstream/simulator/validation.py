@@ -1,10 +1,19 @@
 """Request-body checks worded like the service's 400s ("FIELD: problem"), so clients meet real rejections.
 
-Each check returns the first problem found, or None.
+Each check returns the first problem found, or None. What a body may hold depends on the request's
+`anthropic-version` header and on its model, as on the service:
+
+- 2023-06-01 takes temperature, top_p and top_k, except on Opus 4.7 and 4.8 and every generation-5 model,
+  which answer "`temperature` is deprecated for this model." (a temperature of exactly 1, the default,
+  still passes there; top_p and top_k do not, at any value);
+- 2026-10-21 (what SDK 2.x sends) and later refuse all three as unknown fields, at any value
+  ("temperature: Extra inputs are not permitted"), and also document blocks in assistant messages and
+  non-empty citations on text blocks in user messages.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _COMMON_FIELDS = frozenset(
@@ -23,33 +32,44 @@ _COMMON_FIELDS = frozenset(
         "speed",
     }
 )
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k")
+# The first API version without the sampling parameters; SDK 2.x sends it by default.
+SAMPLING_REMOVED_IN = "2026-10-21"
 MESSAGES_FIELDS = _COMMON_FIELDS | {
     "max_tokens",
     "metadata",
     "stop_sequences",
     "stream",
-    "temperature",
-    "top_p",
-    "top_k",
+    *SAMPLING_FIELDS,
     "service_tier",
     "container",
     "inference_geo",
     "diagnostics",
 }
+MESSAGES_FIELDS_2026 = MESSAGES_FIELDS - set(SAMPLING_FIELDS)
 COUNT_TOKENS_FIELDS = _COMMON_FIELDS
 
 _ROLES = ("user", "assistant")
+# Models that refuse the sampling parameters even on 2023-06-01.
+_NO_SAMPLING_MODEL = re.compile(r"claude-(?:[a-z]+-5|opus-4-[78])(?:-.*)?")
+
+# The wording of these two is ours: the service's exact text for them is not known to us.
+_ASSISTANT_DOCUMENT = "{where}.type: document blocks are not permitted in assistant messages"
+_USER_CITATIONS = "{where}.citations: citations are not permitted on text blocks in user messages"
 
 
-def validate_messages_body(body: Any) -> str | None:
-    return _validate(body, MESSAGES_FIELDS, ("model", "max_tokens", "messages")) or _check_sampling(body)
+def validate_messages_body(body: Any, api_version: str = SAMPLING_REMOVED_IN) -> str | None:
+    legacy = api_version < SAMPLING_REMOVED_IN
+    allowed = MESSAGES_FIELDS if legacy else MESSAGES_FIELDS_2026
+    required = ("model", "max_tokens", "messages")
+    return _validate(body, allowed, required, legacy) or _check_sampling(body, legacy)
 
 
-def validate_count_tokens_body(body: Any) -> str | None:
-    return _validate(body, COUNT_TOKENS_FIELDS, ("model", "messages"))
+def validate_count_tokens_body(body: Any, api_version: str = SAMPLING_REMOVED_IN) -> str | None:
+    return _validate(body, COUNT_TOKENS_FIELDS, ("model", "messages"), api_version < SAMPLING_REMOVED_IN)
 
 
-def _validate(body: Any, allowed: frozenset[str], required: tuple[str, ...]) -> str | None:
+def _validate(body: Any, allowed: frozenset[str], required: tuple[str, ...], legacy: bool) -> str | None:
     if not isinstance(body, dict):
         return "Input should be a valid dictionary or object to extract fields from"
     for name in required:
@@ -63,10 +83,10 @@ def _validate(body: Any, allowed: frozenset[str], required: tuple[str, ...]) -> 
         return "model: Input should be a valid string"
     if not model:
         return "model: String should have at least 1 character"
-    return _check_messages(body["messages"]) or _check_system(body.get("system"))
+    return _check_messages(body["messages"], legacy) or _check_system(body.get("system"))
 
 
-def _check_messages(messages: Any) -> str | None:
+def _check_messages(messages: Any, legacy: bool) -> str | None:
     if not isinstance(messages, list):
         return "messages: Input should be a valid list"
     if not messages:
@@ -84,6 +104,21 @@ def _check_messages(messages: Any) -> str | None:
         problem = _check_content(message["content"], f"{where}.content")
         if problem:
             return problem
+        if not legacy:
+            problem = _check_content_2026(message["content"], f"{where}.content", message["role"])
+            if problem:
+                return problem
+    return None
+
+
+def _check_content_2026(content: Any, where: str, role: str) -> str | None:
+    if not isinstance(content, list):
+        return None
+    for i, block in enumerate(content):
+        if role == "assistant" and block["type"] == "document":
+            return _ASSISTANT_DOCUMENT.format(where=f"{where}.{i}")
+        if role == "user" and block["type"] == "text" and block.get("citations"):
+            return _USER_CITATIONS.format(where=f"{where}.{i}")
     return None
 
 
@@ -108,7 +143,7 @@ def _check_system(system: Any) -> str | None:
     return _check_content(system, "system")
 
 
-def _check_sampling(body: dict[str, Any]) -> str | None:
+def _check_sampling(body: dict[str, Any], legacy: bool) -> str | None:
     max_tokens = body["max_tokens"]
     if not _is_int(max_tokens):
         return "max_tokens: Input should be a valid integer"
@@ -125,6 +160,10 @@ def _check_sampling(body: dict[str, Any]) -> str | None:
                 return f"{name}: Input should be less than or equal to 1"
     if "top_k" in body and not _is_int(body["top_k"]):
         return "top_k: Input should be a valid integer"
+    if legacy and _NO_SAMPLING_MODEL.fullmatch(body["model"]):
+        for name in SAMPLING_FIELDS:
+            if name in body and not (name == "temperature" and body[name] == 1):
+                return f"`{name}` is deprecated for this model."
     if "stream" in body and not isinstance(body["stream"], bool):
         return "stream: Input should be a valid boolean"
     return _check_stop_sequences(body.get("stop_sequences"))

@@ -59,6 +59,7 @@ class StreamingSender:
         max_connections: int,
         stall_timeout: float,
         connect_timeout: float = 10.0,
+        api_version: str | None = None,
     ) -> None:
         # The stall timeout is the transport's read timeout: it fires when no byte arrives for that long,
         # before the headers or between events, at no cost per event.
@@ -68,9 +69,15 @@ class StreamingSender:
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
         # batchstream owns the retry policy for the whole item (a stream that fails after it started is
-        # never retried by the SDK), so the SDK itself must not retry.
+        # never retried by the SDK), so the SDK itself must not retry. `api_version` (None: the SDK's own)
+        # replaces the anthropic-version header the SDK would send.
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+            default_headers={"anthropic-version": api_version} if api_version else None,
         )
         if self._client.api_key is None and self._client.auth_token is None:
             # No key given, and none in the SDK's ANTHROPIC_API_KEY: say so before anything is sent, not
