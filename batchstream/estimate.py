@@ -29,6 +29,7 @@ from .pricing import Pricer
 from .runner import SIMULATOR_KEY
 from .shard import Shard
 from .summary import summarize_file
+from .table import render
 from .tokens import estimate_input_tokens
 from .transport.failures import classify
 
@@ -338,7 +339,7 @@ def format_estimate(result: Estimate) -> str:
     typical = result.previous is not None
     header = ["model", "items", "input tok", "input", "max output tok", "cost min"]
     header += ["cost typical", "cost max"] if typical else ["cost max"]
-    rows = [header]
+    rows = []
     labelled = [*result.models.items(), ("total", result.total)]
     for label, projection in labelled:
         row = [label, f"{projection.items:,}", f"{projection.input_tokens:,}", projection.source(method)]
@@ -346,7 +347,7 @@ def format_estimate(result: Estimate) -> str:
         if typical:
             row.append(_cost_cell(projection.cost_typical))
         rows.append([*row, _cost_cell(projection.cost_max)])
-    text += _align(rows, left={0, 3})
+    text += render(header, rows, left={0, 3})
     notes = ["cost min: no output at all", "cost max: every item writes its full max_tokens"]
     if typical:
         notes.append(f"cost typical: each model's mean output per ok item in {result.previous}")
@@ -358,17 +359,6 @@ def format_estimate(result: Estimate) -> str:
             f"(first: {result.first_count_error})"
         )
     return "\n".join(text)
-
-
-def _align(rows: list[list[str]], left: set[int]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(
-            cell.ljust(w) if i in left else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
 
 
 def _cost_cell(cost: Decimal | None) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OutputWriteError
-from .results import iter_result_lines
+from .results import read_results
 
 # The table cells and figures are the stderr table's, so both always show the same numbers.
 from .summary import _fmt, _table_row
@@ -115,9 +115,14 @@ def first_errors(path: str | os.PathLike[str], limit: int = MAX_ERRORS) -> list[
     Two passes (last line per id, then the errors) keep memory to one entry per id.
     """
     path = Path(path)
-    last_line = {_id(obj): number for number, obj, _raw in iter_result_lines(path) if obj is not None}
+    # "skip": a page of figures is no place to fail over a bad line; the summary itself reports one.
+    last_line = {
+        _id(obj): number
+        for number, obj, _raw, _offset in read_results(path, bad_lines="skip")
+        if obj is not None
+    }
     found: list[dict[str, Any]] = []
-    for number, obj, _raw in iter_result_lines(path):
+    for number, obj, _raw, _offset in read_results(path, bad_lines="skip"):
         if len(found) >= limit:
             break
         if obj is not None and obj.get("status") == "error" and last_line.get(_id(obj)) == number:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +18,11 @@ from typing import Any
 
 import orjson
 
+from .atomic import atomic_write
 from .config import default_summary
 from .errors import ExitCode, UsageError
 from .inputs import Defaults, iter_requests
-from .results import iter_result_lines, rewrite_in_order
+from .results import BadResultLine, copy_in_order, read_results
 from .summary import SummaryBuilder, write_summary
 
 __all__ = ["MergeReport", "merge"]
@@ -107,17 +108,17 @@ def _pick(paths: list[Path]) -> tuple[dict[str, _Pick], int, list[str]]:
     conflicts: list[str] = []
     for index, path in enumerate(paths):
         latest: dict[str, _Pick] = {}
-        bad: int | None = None
-        for number, obj, _raw in iter_result_lines(path):
-            if bad is not None:
-                raise UsageError(f"{path}:{bad}: not a valid result line; nothing was written")
-            if obj is None or not isinstance(obj.get("id"), str):
-                bad = number
-                continue
-            digest = hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
-            latest[obj["id"]] = _Pick(index, number, digest)
-        if bad is not None:
-            skipped.append(f"{path}:{bad}")
+        try:
+            for number, obj, _raw, _offset in read_results(path, bad_lines="last", need_id=True):
+                if obj is None:  # a truncated last line: the item has no result in this file
+                    skipped.append(f"{path}:{number}")
+                    continue
+                digest = hashlib.blake2b(
+                    orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16
+                ).digest()
+                latest[obj["id"]] = _Pick(index, number, digest)
+        except BadResultLine as exc:
+            raise UsageError(f"{path}:{exc.number}: not a valid result line; nothing was written") from None
         for item_id, pick in latest.items():
             earlier = picks.setdefault(item_id, pick)
             if earlier is pick:
@@ -139,7 +140,8 @@ def _pick(paths: list[Path]) -> tuple[dict[str, _Pick], int, list[str]]:
 
 def _chosen_lines(paths: list[Path], picks: dict[str, _Pick], builder: SummaryBuilder) -> Iterable[bytes]:
     for index, path in enumerate(paths):
-        for number, obj, raw in iter_result_lines(path):
+        # `_pick` has vetted the lines already: a bad one can only be the truncated last line it skipped.
+        for number, obj, raw, _offset in read_results(path, bad_lines="skip"):
             item_id = None if obj is None else obj.get("id")
             pick = picks.get(item_id) if isinstance(item_id, str) else None
             if obj is not None and pick is not None and pick.file == index and pick.line == number:
@@ -148,19 +150,17 @@ def _chosen_lines(paths: list[Path], picks: dict[str, _Pick], builder: SummaryBu
 
 
 def _write(output: Path, lines: Iterable[bytes], order: list[str] | None) -> None:
-    """Temp file + rename, so a reader or a crash never sees a half-merged file."""
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("wb") as fh:
+    """Atomically, so a reader or a crash never sees a half-merged file; in the input's order if given."""
+    if order is None:
+        with atomic_write(output) as fh:
             fh.writelines(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if order is not None:
-            rewrite_in_order(tmp, iter(order))
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        return
+    # Put in order from a scratch copy (deleted on close) in the output's directory, where there is room.
+    with tempfile.NamedTemporaryFile(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp") as scratch:
+        scratch.writelines(lines)
+        scratch.flush()
+        with atomic_write(output) as fh:
+            copy_in_order(Path(scratch.name), order, fh)
 
 
 def _listing(ids: list[str]) -> str:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, TypeGuard
+from typing import Any, TypeGuard
 
 import orjson
+
+from .atomic import atomic_write
+from .results import read_results
+from .table import render
 
 __all__ = ["RunStats", "SummaryBuilder", "format_table", "summarize_file", "write_summary"]
 
@@ -207,34 +210,12 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
 
-def _iter_records(path: Path, end: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, record) of the lines before byte `end` (all, if None); a bad line is tolerated
-    only last, where a crash mid-write leaves one."""
-    bad: tuple[int, str] | None = None
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh if end is None else _lines_before(fh, end), 1):
-            if not raw.strip():
-                continue
-            if bad is not None:
-                raise ValueError(f"{path}:{bad[0]}: {bad[1]}")
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                bad = (lineno, f"not valid JSON ({exc})")
-                continue
-            if not isinstance(record, dict):
-                bad = (lineno, "not a JSON object")
-                continue
-            yield lineno, record
-
-
-def _lines_before(fh: BinaryIO, end: int) -> Iterator[bytes]:
-    position = 0
-    for raw in fh:
-        if position >= end:
-            return
-        position += len(raw)
-        yield raw
+def _iter_records(path: Path, end: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of the lines before byte `end`; a bad line is forgiven only last, where a crash
+    mid-write leaves one, and anywhere else raises BadResultLine, a ValueError naming the line."""
+    for number, record, _raw, _offset in read_results(path, bad_lines="last", end=end):
+        if record is not None:
+            yield number, record
 
 
 def summarize_file(path: str | os.PathLike[str], *, end: int | None = None) -> SummaryBuilder:
@@ -274,31 +255,15 @@ def _summarize_last_lines(path: Path, end: int | None) -> SummaryBuilder:
 
 def write_summary(path: str | os.PathLike[str], lines: list[dict[str, Any]]) -> None:
     """Replace the summary atomically, so a reader or a crash never sees a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 honours the umask, unlike mkstemp's fixed 0o600.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(b"".join(orjson.dumps(line) + b"\n" for line in lines))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable where directories can be fsynced
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    data = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    with atomic_write(path) as fh:
+        fh.write(data)
 
 
 def format_table(lines: list[dict[str, Any]]) -> str:
     """Human summary for stderr: the JSONL lines stay the machine-readable record."""
     header = ("model", "items", "ok", "errors", "input tok", "output tok", "cost")
-    rows = [header]
+    rows = []
     total: Mapping[str, Any] = {}
     for line in lines:
         if line.get("kind") == "model":
@@ -307,14 +272,7 @@ def format_table(lines: list[dict[str, Any]]) -> str:
             total = line
     if total:
         rows.append(_table_row("total", total))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    text = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
+    text = render(header, rows)
     if total:
         text.append(
             f"wall time {_fmt(total.get('wall_time_s'), '.1f', 's')}"

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from batchstream.atomic import atomic_write
+
 COLUMNS = (
     "scenario",
     "tool",
@@ -245,6 +247,5 @@ def results_markdown(
 
 
 def write_results(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        fh.write(text.encode())
