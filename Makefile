@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test conformance lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "batchstream needs Python >= 3.11")'
@@ -28,6 +28,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Checks against third-party software that CI does not install (tests/conformance, marked `conformance`,
+# left out of `make test`): a real HTTP proxy, installed here from Debian where missing (needs root).
+conformance: install
+	@command -v tinyproxy >/dev/null 2>&1 || test -x /usr/sbin/tinyproxy || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y tinyproxy; }
+	$(BIN)/python -m pytest -q -m conformance tests/conformance
 
 lint: install
 	$(BIN)/ruff check batchstream tests bench

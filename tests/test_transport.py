@@ -116,7 +116,6 @@ def test_each_line_goes_out_as_its_body_with_the_sdks_headers() -> None:
     assert "anthropic-beta" not in seen["plain"]["headers"]
 
 
-
 def _outcome_or_failure(base_url: str, prompt: str) -> StreamOutcome | Any:
     async def go() -> StreamOutcome | Any:
         client = StreamClient(
