@@ -16,7 +16,7 @@ UV_STAMP := $(TOOLS_VENV)/.uv-$(UV_VERSION)
 LATEST_VENV := .venv-latest
 LATEST_BIN := $(LATEST_VENV)/bin
 
-.PHONY: install demo test test-latest lint bench lock lock-upgrade clean sdk-fixtures
+.PHONY: install demo test test-latest conformance lint bench lock lock-upgrade clean sdk-fixtures
 
 check-python = $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "batchstream needs Python >= 3.11")'
 
@@ -54,6 +54,13 @@ test-latest:
 	$(LATEST_BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
 	@$(LATEST_BIN)/python .ci/lock_drift.py $(LOCK)
 	$(LATEST_BIN)/python -m pytest -q
+
+# Checks against third-party software that CI does not install (tests/conformance, marked `conformance`,
+# left out of `make test`): a real HTTP proxy, installed here from Debian where missing (needs root).
+conformance: install
+	@command -v tinyproxy >/dev/null 2>&1 || test -x /usr/sbin/tinyproxy || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y tinyproxy; }
+	$(BIN)/python -m pytest -q -m conformance tests/conformance
 
 lint: install
 	$(BIN)/ruff check batchstream tests bench .ci

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
+import trustme
 
-from batchstream.simulator import SimulatorConfig, SimulatorThread
+from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
+from batchstream.simulator import SimulatorConfig, SimulatorThread, expected_reply
 
 # A whole reply of one text block ("Hi."), as the API streams it.
 CANNED_SSE = (
@@ -85,5 +90,87 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
     return path
 
 
-def read_jsonl(path: Path) -> list[dict[str, object]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+class ItemsRun(NamedTuple):
+    rows: list[dict[str, Any]]
+    returncode: int
+    stderr: str
+
+
+def run_items(
+    tmp_path: Path,
+    base_url: str,
+    prompts: dict[str, str],
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    prefix: tuple[str, ...] = (),
+    timeout: float = 60,
+) -> ItemsRun:
+    """`batchstream run` over one line per prompt (id -> prompt) against `base_url`, as a user runs it.
+
+    `prefix` goes before the interpreter (e.g. `unshare -n`); `env` adds to `cli_env`'s variables, a None
+    value taking one out (proxies, say, which every run here drops unless `env` sets them). The rows are the
+    results file's lines (none if it was not written), the exit code and stderr as they came.
+    """
+    inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": p} for i, p in prompts.items()])
+    variables = {k: v for k, v in cli_env(base_url).items() if k.lower() not in PROXY_VARIABLES}
+    for name, value in (env or {}).items():
+        if value is None:
+            variables.pop(name, None)
+        else:
+            variables[name] = value
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "batchstream", "run", str(inputs), "-q", *args],
+        env=variables,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    results = tmp_path / "in.results.jsonl"
+    return ItemsRun(read_jsonl(results) if results.exists() else [], done.returncode, done.stderr)
+
+
+def prompt_body(prompt: str) -> dict[str, Any]:
+    """The request body `run` sends for a line that gives only a prompt."""
+    return {
+        "model": DEFAULT_MODEL,
+        "max_tokens": DEFAULT_MAX_TOKENS,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+
+
+def rows_by_id(done: ItemsRun) -> dict[str, dict[str, Any]]:
+    ids = [row["id"] for row in done.rows]
+    assert len(ids) == len(set(ids)), f"an id recorded twice: {sorted(ids)}"
+    return {str(row["id"]): row for row in done.rows}
+
+
+def assert_exact_replies(done: ItemsRun, prompts: dict[str, str], attempts: int | None = 1) -> None:
+    """Exit 0, and each item's row holds the simulator's reply to its prompt (after `attempts` attempts,
+    unless None)."""
+    assert done.returncode == 0, done.stderr
+    rows = rows_by_id(done)
+    assert set(rows) == set(prompts)
+    for item, prompt in prompts.items():
+        want, row = expected_reply(prompt_body(prompt)), rows[item]
+        assert (row["status"], row["error"]) == ("ok", None), row
+        assert attempts is None or row["attempts"] == attempts, row
+        assert row["text"] == want["text"]
+        assert row["stop_reason"] == want["stop_reason"]
+        assert row["usage"]["input_tokens"] == want["usage"]["input_tokens"]
+        assert row["usage"]["output_tokens"] == want["usage"]["output_tokens"]
+
+
+@contextlib.contextmanager
+def tls_simulator(ca: trustme.CA, *hostnames: str) -> Iterator[SimulatorThread]:
+    """The simulator serving HTTPS with a certificate for `hostnames`, issued by `ca`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*hostnames).configure_cert(context)
+    with SimulatorThread(SimulatorConfig(ttft_s=0), ssl=context) as sim:
+        yield sim

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any, cast
 from urllib.parse import unquote
 
@@ -382,11 +383,11 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int, *, backlog: int) -> int:
-        """Start listening; returns the port, which is the one chosen for it where `port` is 0."""
+    async def start(self, host: str, port: int, *, backlog: int, ssl: SSLContext | None = None) -> int:
+        """Start listening (TLS with `ssl`); returns the port, the one chosen for it where `port` is 0."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: HttpConnection(self), host, port, backlog=backlog, reuse_address=True
+            lambda: HttpConnection(self), host, port, backlog=backlog, reuse_address=True, ssl=ssl
         )
         sockname: Any = self._server.sockets[0].getsockname()
         return int(sockname[1])

@@ -8,6 +8,7 @@ import gc
 import signal
 import threading
 from collections.abc import Callable
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -26,12 +27,12 @@ SHUTDOWN_GRACE_S = 0.25
 _BACKLOG = 4096
 
 
-async def _start(simulator: Simulator) -> tuple[HttpServer, str]:
+async def _start(simulator: Simulator, tls: SSLContext | None = None) -> tuple[HttpServer, str]:
     config = simulator.config
     server = HttpServer(simulator.handle, max_body=MAX_BODY_BYTES)
-    port = await server.start(config.host, config.port, backlog=_BACKLOG)
+    port = await server.start(config.host, config.port, backlog=_BACKLOG, ssl=tls)
     host = f"[{config.host}]" if ":" in config.host else config.host
-    return server, f"http://{host}:{port}"
+    return server, f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 async def _stop(server: HttpServer, simulator: Simulator) -> None:
@@ -40,10 +41,15 @@ async def _stop(server: HttpServer, simulator: Simulator) -> None:
 
 
 class SimulatorThread:
-    """The simulator on its own event loop in a daemon thread, so synchronous test code can drive it."""
+    """The simulator on its own event loop in a daemon thread, so synchronous test code can drive it.
 
-    def __init__(self, config: SimulatorConfig | None = None) -> None:
+    With `ssl` (a server-side context) it speaks HTTPS, and `base_url` says so: tests use it to check the
+    client's certificate handling.
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None, *, ssl: SSLContext | None = None) -> None:
         self.config = config or SimulatorConfig()
+        self._tls = ssl
         self.base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -73,7 +79,8 @@ class SimulatorThread:
         self._loop, self._thread = loop, thread
         simulator = Simulator(self.config)
         try:
-            self._server, self.base_url = asyncio.run_coroutine_threadsafe(_start(simulator), loop).result()
+            starting = _start(simulator, self._tls)
+            self._server, self.base_url = asyncio.run_coroutine_threadsafe(starting, loop).result()
         except BaseException:
             self._halt_loop()
             raise
