@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 from .config import RetryPolicy
 from .deadline import Deadline
-from .errors import BatchstreamError
 from .inputs import Request
 from .limiter import LaunchController
 from .tokens import estimate_input_tokens
@@ -75,9 +74,6 @@ async def run_attempts(
             # same way, so a stop still gets through.
             with Deadline(policy.timeout) as deadline:
                 sent = await sender.send(request)
-        except BatchstreamError:  # the set-up itself is unusable: the run stops
-            controller.release()
-            raise
         except Exception as exc:
             controller.release()
             if isinstance(exc, TimeoutError) and deadline.expired():

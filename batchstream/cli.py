@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
+from . import console
 from .config import Limits, Output, RetryPolicy, RunConfig
-from .console import ConsoleHost
-from .errors import BatchstreamError, ExitCode, InternalError, UsageError
+from .errors import NO_API_KEY, BatchstreamError, ExitCode, InternalError, UsageError
 from .inputs import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_MODEL,
@@ -190,10 +190,6 @@ def _defaults(
     return defaults
 
 
-def _warn(message: str) -> None:
-    click.echo(f"batchstream: warning: {message}", err=True)
-
-
 @main.command(epilog=EXIT_CODES)
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -359,10 +355,7 @@ def run(
     simulator = _simulator_config(sim_options) if simulate else None
     api_key = os.environ.get("ANTHROPIC_API_KEY")
     if not api_key and not simulate:
-        raise UsageError(
-            "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) "
-            "or run against the built-in simulator with --simulate"
-        )
+        raise UsageError(NO_API_KEY)
     config = RunConfig(
         input=input_path,
         output=Output(
@@ -391,7 +384,7 @@ def run(
         shard=_shard(shard_text),
         fail_on_error_rate=fail_on_error_rate,
     )
-    report = run_batch(config, host=ConsoleHost(quiet=quiet, progress_interval=progress_interval))
+    report = run_batch(config, host=console.ConsoleHost(quiet=quiet, progress_interval=progress_interval))
     if report.interrupted:
         click.echo(
             f"batchstream: interrupted after {report.ok + report.errors} items this run; results so far in "
@@ -486,7 +479,7 @@ def validate(
         count += 1
         models.add(request.params["model"])
     for message in deprecation_warnings(models):
-        _warn(message)
+        console.warn(message)
     click.echo(f"{input_path}: {count} requests, all valid", err=True)
 
 
@@ -671,7 +664,7 @@ def estimate_command(
         simulate=simulate,
         concurrency=concurrency,
         price_file=price_file,
-        warn=_warn,
+        warn=console.warn,
     )
     click.echo(format_estimate(result), err=True)
     if as_json:
@@ -726,7 +719,7 @@ def merge_command(
         output,
         input_path=input_path,
         summary=summary,
-        log=lambda message: click.echo(f"batchstream: {message}", err=True),
+        log=console.log,
     )
     click.echo(format_table(report.summary_lines), err=True)
     click.echo(

@@ -22,6 +22,10 @@ def log(message: str) -> None:
     print(f"batchstream: {message}", file=sys.stderr, flush=True)
 
 
+def warn(message: str) -> None:
+    log(f"warning: {message}")
+
+
 def _quit_at_once(_signum: int, _frame: object) -> None:
     os._exit(ExitCode.INTERRUPTED)
 
@@ -53,6 +57,6 @@ class ConsoleHost(Host):
             try:
                 append_github_step_summary(markdown_summary(lines, first_errors(report.output)))
             except OutputWriteError as exc:
-                log(f"warning: {exc}")
+                warn(str(exc))
         if not self._quiet and lines:
             print(format_table(lines), file=sys.stderr, flush=True)

@@ -47,6 +47,12 @@ class UsageError(BatchstreamError):
     """Bad options, a missing key, a locked or unusable output file."""
 
 
+NO_API_KEY = (
+    "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) "
+    "or run against the built-in simulator with --simulate"
+)
+
+
 class InputError(BatchstreamError):
     """All of a file's problems at once; `total` counts past the cap so the size of the mess is known."""
 

@@ -200,8 +200,7 @@ class _Run:
         self.pricer = Pricer(config.price_file, warn=lambda message: host.log(f"warning: {message}"))
         self.stopped = StopReason.COMPLETED
         self._stop_error: BatchstreamError | None = None
-        self._launching_stopped = False
-        self._stopping = False  # a stop cancels what is in flight; set at once, before the cancel lands
+        self._input_done = False  # every request this run owns has been taken
         self._rng = random.Random(config.seed)
         # Set once items run (_run_items): they need the plan, and a run with nothing to do never makes them.
         self.budget: Budget | None = None
@@ -386,7 +385,7 @@ class _Run:
         taking = asyncio.Lock()
         async with asyncio.TaskGroup() as workers:
             for _ in range(self.config.limits.concurrency):
-                if self._launching_stopped:
+                if not self._launching:
                     break
                 workers.create_task(self._work(pending, taking), name="batchstream-worker")
                 # A turn for the new worker, which takes and launches its first item before this loop goes
@@ -411,18 +410,17 @@ class _Run:
         Only one worker at a time is in here (the `taking` lock), so items are launched in file order and
         the budget turns down exactly one item before launching stops, as with a single dispatcher.
         """
-        if self._launching_stopped:
+        if not self._launching:
             return None
         request = next(pending, None)
         if request is None:
-            self._launching_stopped = True
+            self._input_done = True
             return None
         worst = 0.0
         budget = self.budget
         if budget is not None:
             worst = budget.worst_case(request)
             if not await budget.reserve(worst):
-                self._launching_stopped = True
                 self.stopped = StopReason.BUDGET
                 self.host.log(
                     f"budget: the next item could cost up to ${worst:.6f}, taking the spend "
@@ -443,7 +441,7 @@ class _Run:
                 self.config.retry,
                 rng=self._rng,
                 secret=self.secret,
-                stopping=lambda: self._stopping,
+                stopping=self._stopping,
             )
             if isinstance(outcome, Cancelled):
                 return
@@ -461,7 +459,8 @@ class _Run:
                         content=self.config.output.content,
                     )
                 except Exception as exc:  # the reply came and is paid for: that item fails, the run goes on
-                    record = error_record(request, self._failure(exc), outcome.attempts, outcome.retries)
+                    failure = classify(exc, secret=self.secret)
+                    record = error_record(request, failure, outcome.attempts, outcome.retries)
             else:
                 record = error_record(request, outcome.failure, outcome.attempts, outcome.retries)
             record = self._write(request, record)
@@ -485,12 +484,10 @@ class _Run:
             self._stop(exc)
             return None
         except Exception as exc:  # the line cannot be made (a value it cannot hold): that item fails
-            record = error_record(request, self._failure(exc), record["attempts"], record["retries"])
+            failure = classify(exc, secret=self.secret)
+            record = error_record(request, failure, record["attempts"], record["retries"])
             self.writer.write(record)
         return record
-
-    def _failure(self, exc: Exception) -> Failure:
-        return classify(exc, secret=self.secret)
 
     async def _sync_every_second(self) -> None:
         assert self.writer is not None
@@ -507,12 +504,21 @@ class _Run:
             await asyncio.sleep(1.0)
             self.progress.tick()
 
+    @property
+    def _launching(self) -> bool:
+        """Whether items are still to be launched: input left, and no stop of any kind."""
+        return not self._input_done and self.stopped is StopReason.COMPLETED
+
+    def _stopping(self) -> bool:
+        """Whether a stop cancels what is in flight (a budget stop lets it finish); true at once, before the
+        cancel lands."""
+        return self.stopped is StopReason.INTERRUPTED or self.stopped is StopReason.ERROR
+
     def _stop(self, error: BatchstreamError | None, reason: StopReason = StopReason.ERROR) -> None:
         """Stop launching and cancel what is in flight (it runs again on resume); the first reason wins."""
         if self.stopped is StopReason.COMPLETED or self.stopped is StopReason.BUDGET:
             self.stopped = reason
             self._stop_error = error
-        self._launching_stopped = self._stopping = True
         if self._dispatcher is not None:
             self._dispatcher.cancel()
 

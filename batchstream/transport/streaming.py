@@ -19,7 +19,7 @@ import httpx2
 from anthropic.resources.beta.messages.messages import AsyncMessages as _AsyncBetaMessages
 from anthropic.resources.messages.messages import AsyncMessages as _AsyncMessages
 
-from ..errors import IncompleteStreamError, UsageError
+from ..errors import NO_API_KEY, IncompleteStreamError, UsageError
 from ..inputs import Request
 from .accumulate import MessageAccumulator
 from .base import Sent
@@ -82,10 +82,7 @@ class StreamingSender:
         if self._client.api_key is None and self._client.auth_token is None:
             # No key given, and none in the SDK's ANTHROPIC_API_KEY: say so before anything is sent, not
             # once per item.
-            raise UsageError(
-                "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...) "
-                "or run against the built-in simulator with --simulate"
-            )
+            raise UsageError(NO_API_KEY)
 
     @property
     def api_key(self) -> str | None:
