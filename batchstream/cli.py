@@ -759,10 +759,11 @@ def summary_command(results: Path, markdown: bool, output: Path | None) -> None:
     from .config import default_summary
     from .errors import UsageError
     from .markdown import first_errors, markdown_summary
+    from .pricing import Pricer
     from .summary import format_table, summarize_file, write_summary
 
     try:
-        lines = summarize_file(results).lines()
+        lines = summarize_file(results, pricer=Pricer()).lines()
     except ValueError as exc:
         raise UsageError(f"{exc}; not a results file?") from None
     write_summary(output or default_summary(results), lines)

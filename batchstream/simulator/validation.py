@@ -186,12 +186,13 @@ def _check_prewarm(body: dict[str, Any]) -> str | None:
         return None
     thinking = body.get("thinking")
     choice = body.get("tool_choice")
+    output_config = body.get("output_config")
     refused = (
         ("stream", body.get("stream") is True),
         ("thinking", isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")),
         ("tool_choice", isinstance(choice, dict) and choice.get("type") in ("any", "tool")),
         ("output_format", body.get("output_format") is not None),
-        ("output_config.format", isinstance(body.get("output_config"), dict) and "format" in body["output_config"]),
+        ("output_config.format", isinstance(output_config, dict) and "format" in output_config),
     )
     for name, present in refused:
         if present:
