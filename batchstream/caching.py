@@ -183,7 +183,7 @@ class CachePlan:
                 continue
             if not boundary.marked:
                 if free <= 0:
-                    break
+                    continue  # no breakpoint left to add; a shallower one of the user's may still serve
                 free -= 1
                 chosen.append(boundary)
             if group is None:
