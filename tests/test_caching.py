@@ -20,7 +20,8 @@ from batchstream import Limits, Output, RunConfig, run_batch
 from batchstream.caching import plan_cache
 from batchstream.inputs import Defaults, iter_requests
 from batchstream.pricing import Pricer
-from batchstream.simulator import SimulatorConfig
+from batchstream.simulator import SimulatorConfig, expected_reply
+from batchstream.simulator.cache import PromptCache
 
 MODEL = "claude-sonnet-5-5"
 # claude-sonnet-5-5's prices per million tokens (the price database): input, 5m write, 1h write, read, output.
@@ -221,3 +222,49 @@ def test_the_simulator_refuses_max_tokens_0_where_the_api_does(
     assert orjson.loads(caught.value.read())["error"]["message"] == (
         f"max_tokens: 0 (prompt cache pre-warming) cannot be combined with {name}"
     )
+
+
+def _cached_body(model: str = MODEL, ttl: str | None = None, question: str = "Q?") -> dict[str, Any]:
+    control = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}
+    return {
+        "model": model,
+        "max_tokens": 10,
+        "system": [{"type": "text", "text": SYSTEM, "cache_control": control}],
+        "messages": [{"role": "user", "content": question}],
+    }
+
+
+def test_the_simulated_cache_is_readable_once_written_per_model_and_within_its_ttl() -> None:
+    now = [0.0]
+    cache = PromptCache(clock=lambda: now[0])
+    first = cache.lookup(_cached_body())
+    assert first.read == 0 and cache.lookup(_cached_body(question="Other?")).read == 0  # not written yet
+    cache.store(first)  # the writer's message_start
+    tokens = first.points[-1].tokens
+    assert cache.lookup(_cached_body(question="Other?")).read == tokens
+    assert cache.lookup(_cached_body(model="claude-opus-5")).read == 0  # per model
+    now[0] = 290.0
+    assert cache.lookup(_cached_body()).read == tokens  # a read refreshes the 5-minute TTL...
+    now[0] = 580.0
+    assert cache.lookup(_cached_body()).read == tokens
+    now[0] = 881.0
+    assert cache.lookup(_cached_body()).read == 0  # ...and 5 minutes without one end it
+    cache.store(cache.lookup(_cached_body(ttl="1h")))
+    now[0] += 3_000.0
+    assert cache.lookup(_cached_body()).read == tokens
+
+
+def test_the_simulated_cache_has_each_models_minimum() -> None:
+    cache = PromptCache()
+    short = _cached_body()
+    short["system"][0]["text"] = _text(3, 1_400)  # ~1,300 tokens: enough for 1,024, not for 4,096
+    assert cache.lookup(short).points
+    assert not cache.lookup({**short, "model": "claude-haiku-4-5"}).points
+    usage = expected_reply({**short, "model": "claude-haiku-4-5"})["usage"]
+    assert usage["cache_creation_input_tokens"] == 0 and usage["input_tokens"] > 1_024
+
+
+def test_max_tokens_0_reads_the_prompt_and_generates_nothing() -> None:
+    reply = expected_reply({**_cached_body(), "max_tokens": 0})
+    assert (reply["content"], reply["stop_reason"], reply["usage"]["output_tokens"]) == ([], "max_tokens", 0)
+    assert reply["usage"]["cache_creation_input_tokens"] > 6_000
