@@ -157,6 +157,7 @@ class Group(NamedTuple):
     key: bytes
     items: int
     ttl: str
+    tokens: int  # the prefix's estimated tokens, what each item of the group reads from the cache
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class CachePlan:
                 free -= 1
                 chosen.append(boundary)
             if group is None:
-                group = Group(boundary.key, shared.items, shared.ttl)
+                group = Group(boundary.key, shared.items, shared.ttl, boundary.tokens)
             served = shared.items
         if group is None:
             return request, None

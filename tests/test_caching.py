@@ -18,6 +18,7 @@ from conftest import read_jsonl, run_cli, write_jsonl
 
 from batchstream import Limits, Output, RunConfig, run_batch
 from batchstream.caching import plan_cache
+from batchstream.estimate import estimate
 from batchstream.inputs import Defaults, iter_requests
 from batchstream.pricing import Pricer
 from batchstream.simulator import SimulatorConfig, expected_reply
@@ -268,3 +269,19 @@ def test_max_tokens_0_reads_the_prompt_and_generates_nothing() -> None:
     reply = expected_reply({**_cached_body(), "max_tokens": 0})
     assert (reply["content"], reply["stop_reason"], reply["usage"]["output_tokens"]) == ([], "max_tokens", 0)
     assert reply["usage"]["cache_creation_input_tokens"] > 6_000
+
+
+def test_estimate_projects_the_cost_with_and_without_caching(tmp_path: Path) -> None:
+    shared = [{"id": f"q{i}", "system": SYSTEM, "prompt": f"Q{i}?"} for i in range(10)]
+    alone = [{"id": f"p{i}", "system": _text(30 + i, 6_000), "prompt": "Q?"} for i in range(2)]
+
+    projected = estimate(write_jsonl(tmp_path / "in.jsonl", shared + alone), simulate=True).as_json()["total"]
+    lone = estimate(write_jsonl(tmp_path / "alone.jsonl", alone), simulate=True).as_json()["total"]
+
+    assert projected["cache_groups"] == 1
+    # Ten reads at a tenth of the input price, one write at 1.25x and two lone prompts: about 0.35x.
+    assert projected["cost_usd_min_cached"] < 0.4 * projected["cost_usd_min"]
+    assert projected["cost_usd_max"] - projected["cost_usd_max_cached"] == pytest.approx(
+        projected["cost_usd_min"] - projected["cost_usd_min_cached"]
+    )
+    assert lone["cache_groups"] == 0 and lone["cost_usd_min_cached"] == lone["cost_usd_min"]
