@@ -11,6 +11,7 @@ docstring that links there. LiteLLM's table of the same minimums (docs.litellm.a
 
 from __future__ import annotations
 
+import functools
 import re
 
 MAX_BREAKPOINTS = 4
@@ -34,6 +35,7 @@ _MINIMUMS: tuple[tuple[re.Pattern[str], int], ...] = tuple(
 DEFAULT_MINIMUM = 4096
 
 
+@functools.cache  # once per model: it is asked for every item
 def min_cacheable_tokens(model: str) -> int:
     """The fewest tokens a prefix up to a breakpoint must hold for `model` to cache it (shorter: no error,
     just no caching)."""

@@ -96,6 +96,12 @@ def _boundaries(params: dict[str, Any]) -> list[_Boundary]:
     return found
 
 
+def _too_short(params: dict[str, Any], minimum: int) -> bool:
+    """Whether the whole prompt is below `minimum`: most short prompts, told apart without hashing them."""
+    parts = (params.get("tools"), params.get("system"), params.get("messages"))
+    return _tokens(len(orjson.dumps(parts))) < minimum
+
+
 def count_breakpoints(params: dict[str, Any]) -> int:
     """The user's own breakpoints: marked blocks, and a top-level cache_control (automatic caching)."""
     return sum(b.marked for b in _boundaries(params)) + isinstance(params.get("cache_control"), dict)
@@ -105,6 +111,7 @@ def count_breakpoints(params: dict[str, Any]) -> int:
 class _Seen:
     count: int
     last: int  # index (among the items counted) of the last item with this prefix
+    tokens: int
     gap: int = 0  # the most items between two that share it
 
 
@@ -118,6 +125,9 @@ class PrefixCounter:
 
     def add(self, request: Request) -> None:
         minimum = min_cacheable_tokens(str(request.params.get("model", "")))
+        if _too_short(request.params, minimum):
+            self._index += 1
+            return
         seen = self._seen
         for boundary in _boundaries(request.params):
             if boundary.tokens < minimum or not boundary.markable:
@@ -128,7 +138,7 @@ class PrefixCounter:
                 entry.gap = max(entry.gap, self._index - entry.last)
                 entry.last = self._index
             elif len(seen) < self.max_prefixes:
-                seen[boundary.key] = _Seen(1, self._index)
+                seen[boundary.key] = _Seen(1, self._index, boundary.tokens)
         self._index += 1
 
     def plan(self, limits: Limits | None = None) -> CachePlan:
@@ -143,7 +153,8 @@ class PrefixCounter:
             for key, entry in self._seen.items()
             if entry.count >= 2
         }
-        return CachePlan(shared)
+        shortest = min((self._seen[key].tokens for key in shared), default=0)
+        return CachePlan(shared, shortest)
 
 
 class Shared(NamedTuple):
@@ -163,6 +174,7 @@ class Group(NamedTuple):
 @dataclass(frozen=True)
 class CachePlan:
     shared: dict[bytes, Shared]
+    shortest: int = 0  # the fewest tokens of any shared prefix: a shorter prompt shares none
 
     def __len__(self) -> int:
         return len(self.shared)
@@ -170,7 +182,7 @@ class CachePlan:
     def apply(self, request: Request) -> tuple[Request, Group | None]:
         """`request` with breakpoints added at its shared prefixes, and its group; unchanged and None when
         it shares none (or has no breakpoint left to add)."""
-        if not self.shared:
+        if not self.shared or _too_short(request.params, self.shortest):
             return request, None
         boundaries = _boundaries(request.params)
         free = MAX_BREAKPOINTS - sum(b.marked for b in boundaries)
