@@ -27,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .attempts import Cancelled, Failed, Fatal, Ok, run_attempts
+from .attempts import Cancelled, Failed, Fatal, Ok, Outcome, run_attempts
 from .budget import Budget
 from .caching import CachePlan, Group, PrefixCounter
 from .config import RunConfig, default_summary
@@ -454,15 +454,7 @@ class _Run:
                 request, group = self.cache_plan.apply(request)
                 if group is not None and self.warmups is not None:
                     await self.warmups.ready(request, group)
-            outcome = await run_attempts(
-                request,
-                self.sender,
-                self.controller,
-                self.config.retry,
-                rng=self._rng,
-                secret=self.secret,
-                stopping=self._stopping,
-            )
+            outcome = await self._attempts(request, self.sender)
             if isinstance(outcome, Cancelled):
                 return
             if isinstance(outcome, Fatal):
@@ -495,6 +487,18 @@ class _Run:
             if self.budget is not None:
                 self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
 
+    async def _attempts(self, request: Request, sender: Sender) -> Outcome:
+        assert self.controller is not None
+        return await run_attempts(
+            request,
+            sender,
+            self.controller,
+            self.config.retry,
+            rng=self._rng,
+            secret=self.secret,
+            stopping=self._stopping,
+        )
+
     async def _warm_up(self, item: Request, group: Group) -> None:
         """Send `group`'s warm-up and record it as a line of its own; a failed one only costs the group its
         head start (its items still write and read the cache themselves)."""
@@ -508,15 +512,7 @@ class _Run:
             return
         cost = None
         try:
-            outcome = await run_attempts(
-                request,
-                Unstreamed(self.sender),
-                self.controller,
-                self.config.retry,
-                rng=self._rng,
-                secret=self.secret,
-                stopping=self._stopping,
-            )
+            outcome = await self._attempts(request, Unstreamed(self.sender))
             if isinstance(outcome, Ok):
                 record = ok_record(
                     request, outcome.sent, outcome.attempts, outcome.retries, self.pricer, content=False

@@ -194,6 +194,9 @@ def test_resume_and_merge_know_warmups_apart(tmp_path: Path) -> None:
     assert merged.returncode == 0, merged.stderr
     assert "not in" not in merged.stderr  # the warm-up is no stray result
     assert read_jsonl(tmp_path / "merged.summary.jsonl")[-1]["warmups"] == 1
+    shown = run_cli("summary", tmp_path / "merged.jsonl", "--markdown", cwd=tmp_path)
+    saved = read_jsonl(tmp_path / "merged.summary.jsonl")[-1]["cache_saved_usd"]
+    assert saved > 0 and f"· 1 cache warm-up · saved ${saved:.6f} against no caching" in shown.stdout
 
 
 def test_an_input_id_may_not_pose_as_a_warmup(tmp_path: Path) -> None:
