@@ -102,11 +102,6 @@ def _too_short(params: dict[str, Any], minimum: int) -> bool:
     return _tokens(len(orjson.dumps(parts))) < minimum
 
 
-def count_breakpoints(params: dict[str, Any]) -> int:
-    """The user's own breakpoints: marked blocks, and a top-level cache_control (automatic caching)."""
-    return sum(b.marked for b in _boundaries(params)) + isinstance(params.get("cache_control"), dict)
-
-
 @dataclass(slots=True)
 class _Seen:
     count: int

@@ -288,3 +288,18 @@ def test_estimate_projects_the_cost_with_and_without_caching(tmp_path: Path) -> 
         projected["cost_usd_min"] - projected["cost_usd_min_cached"]
     )
     assert lone["cache_groups"] == 0 and lone["cost_usd_min_cached"] == lone["cost_usd_min"]
+
+
+def test_a_prefix_read_far_apart_gets_the_1_hour_ttl(tmp_path: Path) -> None:
+    rows = [{"id": "a0", "system": SYSTEM, "prompt": "First?"}]
+    rows += [{"id": f"x{i}", "prompt": f"Filler {i}?"} for i in range(50)]
+    rows += [{"id": "a1", "system": SYSTEM, "prompt": "Last?"}]
+    requests = list(iter_requests(write_jsonl(tmp_path / "in.jsonl", rows), Defaults()))
+
+    # At 10 requests a minute, 51 items apart is about 5 minutes: past the 5-minute TTL.
+    slow, group = plan_cache(requests, Limits(rpm=10)).apply(requests[0])
+    assert group is not None and group.ttl == "1h"
+    assert slow.params["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    fast, group = plan_cache(requests, Limits(concurrency=32)).apply(requests[0])
+    assert group is not None and group.ttl == "5m"
+    assert fast.params["system"][0]["cache_control"] == {"type": "ephemeral"}
