@@ -508,7 +508,8 @@ class _Run:
             return
         budget = self.budget
         worst = budget.worst_case(request) if budget is not None else 0.0
-        if budget is not None and not await budget.reserve(worst):
+        if budget is not None and not budget.try_reserve(worst):
+            self.host.log("budget: no room for a cache warm-up now; its group runs without it")
             return
         cost = None
         try:

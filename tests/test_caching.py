@@ -303,3 +303,16 @@ def test_a_prefix_read_far_apart_gets_the_1_hour_ttl(tmp_path: Path) -> None:
     fast, group = plan_cache(requests, Limits(concurrency=32)).apply(requests[0])
     assert group is not None and group.ttl == "5m"
     assert fast.params["system"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_a_budget_with_no_room_for_the_warm_up_skips_it_instead_of_waiting_forever(tmp_path: Path) -> None:
+    rows = [{"id": f"q{i}", "system": SYSTEM, "prompt": f"Q{i}?"} for i in range(6)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+
+    # One item's worst case fits in $0.04, one item's and the warm-up's together do not; the items already
+    # holding their reservations wait for the warm-up, so the warm-up must not wait for them.
+    done = run_cli("run", "in.jsonl", "--simulate", "-c", "2", "--max-cost", "0.04", cwd=tmp_path, timeout=30)
+
+    assert done.returncode == 3, done.stderr
+    assert "budget: no room for a cache warm-up now; its group runs without it" in done.stderr
+    assert not [row for row in read_jsonl(tmp_path / "in.results.jsonl") if row.get("kind") == "warmup"]
