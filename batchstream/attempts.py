@@ -57,9 +57,14 @@ async def run_attempts(
     rng: random.Random,
     secret: str | None,
     stopping: Callable[[], bool],
+    cached_tokens: int = 0,
 ) -> Outcome:
-    """Try `request` until it succeeds, fails for good, or the run stops (`stopping()`)."""
-    input_estimate = estimate_input_tokens(request.params)
+    """Try `request` until it succeeds, fails for good, or the run stops (`stopping()`).
+
+    `cached_tokens` of its prompt are expected to be read from the prompt cache, which the input-token
+    rate limit does not count (for current models), so the pacing leaves them out.
+    """
+    input_estimate = max(estimate_input_tokens(request.params) - cached_tokens, 0)
     max_tokens = int(request.params.get("max_tokens") or 0)
     retries: dict[str, int] = {}
     attempt = 0

@@ -450,11 +450,13 @@ class _Run:
         assert self.sender is not None and self.controller is not None and self.writer is not None
         record: ResultRecord | None = None
         try:
+            cached = 0
             if self.cache_plan is not None:
                 request, group = self.cache_plan.apply(request)
                 if group is not None and self.warmups is not None:
                     await self.warmups.ready(request, group)
-            outcome = await self._attempts(request, self.sender)
+                    cached = group.tokens
+            outcome = await self._attempts(request, self.sender, cached)
             if isinstance(outcome, Cancelled):
                 return
             if isinstance(outcome, Fatal):
@@ -487,7 +489,7 @@ class _Run:
             if self.budget is not None:
                 self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
 
-    async def _attempts(self, request: Request, sender: Sender) -> Outcome:
+    async def _attempts(self, request: Request, sender: Sender, cached_tokens: int = 0) -> Outcome:
         assert self.controller is not None
         return await run_attempts(
             request,
@@ -497,6 +499,7 @@ class _Run:
             rng=self._rng,
             secret=self.secret,
             stopping=self._stopping,
+            cached_tokens=cached_tokens,
         )
 
     async def _warm_up(self, item: Request, group: Group) -> None:

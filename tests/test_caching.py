@@ -7,6 +7,7 @@ request's message_start on: so without the warm-up, a group launched at concurre
 
 from __future__ import annotations
 
+import asyncio
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -16,13 +17,17 @@ import orjson
 import pytest
 from conftest import read_jsonl, run_cli, write_jsonl
 
-from batchstream import Limits, Output, RunConfig, run_batch
+from batchstream import Limits, Output, RetryPolicy, RunConfig, run_batch
+from batchstream.attempts import Ok, run_attempts
 from batchstream.caching import plan_cache
 from batchstream.estimate import estimate
 from batchstream.inputs import Defaults, iter_requests
+from batchstream.limiter import LaunchController, Ticket
 from batchstream.pricing import Pricer
 from batchstream.simulator import SimulatorConfig, expected_reply
 from batchstream.simulator.cache import PromptCache
+from batchstream.tokens import estimate_input_tokens
+from batchstream.transport import Sent
 
 MODEL = "claude-sonnet-5-5"
 # claude-sonnet-5-5's prices per million tokens (the price database): input, 5m write, 1h write, read, output.
@@ -316,3 +321,43 @@ def test_a_budget_with_no_room_for_the_warm_up_skips_it_instead_of_waiting_forev
     assert done.returncode == 3, done.stderr
     assert "budget: no room for a cache warm-up now; its group runs without it" in done.stderr
     assert not [row for row in read_jsonl(tmp_path / "in.results.jsonl") if row.get("kind") == "warmup"]
+
+
+def test_cached_tokens_are_left_out_of_the_input_token_pacing(tmp_path: Path) -> None:
+    """The input-token rate limit does not count cache reads (current models): an item of a warmed group
+    asks the limiter for its uncached part only."""
+    asked: list[int] = []
+
+    class Recording(LaunchController):
+        async def acquire(self, input_tokens: int, output_tokens: int) -> Ticket:
+            asked.append(input_tokens)
+            return await super().acquire(input_tokens, output_tokens)
+
+    class Answering:
+        async def send(self, request: Any) -> Sent:
+            return Sent({"usage": {"input_tokens": 1, "output_tokens": 1}}, None, 0.0, None, {})
+
+        async def aclose(self) -> None: ...
+
+    rows = [{"id": f"q{i}", "system": SYSTEM, "prompt": f"Q{i}?"} for i in range(2)]
+    requests = list(iter_requests(write_jsonl(tmp_path / "in.jsonl", rows), Defaults()))
+    marked, group = plan_cache(requests).apply(requests[0])
+    assert group is not None
+
+    async def attempt(cached: int) -> None:
+        outcome = await run_attempts(
+            marked,
+            Answering(),
+            Recording(4),
+            RetryPolicy(),
+            rng=random.Random(0),
+            secret=None,
+            stopping=lambda: False,
+            cached_tokens=cached,
+        )
+        assert isinstance(outcome, Ok)
+
+    asyncio.run(attempt(0))
+    asyncio.run(attempt(group.tokens))
+    whole = estimate_input_tokens(marked.params)
+    assert asked == [whole, whole - group.tokens] and group.tokens > 6_000
