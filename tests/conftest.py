@@ -155,13 +155,17 @@ def run_items(
             variables.pop(name, None)
         else:
             variables[name] = value
-    done = subprocess.run(
-        [*prefix, sys.executable, "-m", "batchstream", "run", str(inputs), "-q", *args],
-        env=variables,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    argv = ("run", inputs, "-q", *args)
+    if prefix:
+        done = subprocess.run(
+            [*prefix, sys.executable, "-m", "batchstream", *map(str, argv)],
+            env=variables,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    else:
+        done = run_cli(*argv, env=variables)
     results = tmp_path / "in.results.jsonl"
     return ItemsRun(read_jsonl(results) if results.exists() else [], done.returncode, done.stderr)
 
