@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from . import console
-from .config import Limits, Output, RetryPolicy, RunConfig
+from .batches.commands import batch_options, cancel_command, status_command
+from .config import BatchOptions, Limits, Output, RetryPolicy, RunConfig
 from .errors import NO_API_KEY, BatchstreamError, ExitCode, InternalError, UsageError
 from .inputs import (
     DEFAULT_MAX_TOKENS,
@@ -81,6 +82,10 @@ def main() -> None:
       batchstream validate prompts.jsonl
       batchstream simulate --port 8765
     """
+
+
+main.add_command(status_command)
+main.add_command(cancel_command)
 
 
 def entry() -> None:
@@ -302,6 +307,7 @@ def _defaults(
     show_default=True,
     help="Seconds between progress lines when stderr is not a terminal.",
 )
+@batch_options
 def run(
     input_path: Path,
     output: Path | None,
@@ -335,6 +341,10 @@ def run(
     no_content: bool,
     quiet: bool,
     progress_interval: float,
+    via: str,
+    batch_size: int,
+    poll_interval: float | None,
+    batch_deadline: float | None,
 ) -> None:
     """Run every request in INPUT (JSONL) and append one result line per item to OUTPUT.
 
@@ -348,6 +358,8 @@ def run(
       batchstream run evals.jsonl --api-version 2023-06-01 --model claude-sonnet-4-6 --temperature 0
       batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items
       batchstream run prompts.jsonl -o - --simulate -q | jq -r .text
+      batchstream run prompts.jsonl --via batches   # the Message Batches API, at half the price
+      batchstream run prompts.jsonl --via batches --batch-deadline 2h
     """
     to_stdout = output == Path("-")
     if checkpoint is not None and not to_stdout:
@@ -383,6 +395,8 @@ def run(
         price_file=price_file,
         shard=_shard(shard_text),
         fail_on_error_rate=fail_on_error_rate,
+        via=via,
+        batches=BatchOptions(size=batch_size, poll_interval=poll_interval, deadline=batch_deadline),
     )
     report = run_batch(config, host=console.ConsoleHost(quiet=quiet, progress_interval=progress_interval))
     if report.interrupted:
