@@ -184,6 +184,10 @@ def _ensure_open_files(needed: int) -> None:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_INTERRUPTED = {
+    "stream": "stopping (in-flight items run again on resume; Ctrl-C again to quit now)",
+    "batches": "the batches keep running on the server, and the same command re-attaches to them",
+}
 
 
 class _Run:
@@ -557,12 +561,7 @@ class _Run:
 
     def _on_signal(self) -> None:
         _remove_signal_handlers(asyncio.get_running_loop())
-        if self.config.via == "batches":
-            self.host.log("interrupted: the batches keep running on the server; the same command re-attaches")
-        else:
-            self.host.log(
-                "interrupted: stopping (in-flight items run again on resume; Ctrl-C again to quit now)"
-            )
+        self.host.log(f"interrupted: {_INTERRUPTED[self.config.via]}")
         self._stop(None, StopReason.INTERRUPTED)
         self.host.interrupted()
 

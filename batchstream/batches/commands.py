@@ -69,7 +69,8 @@ def batch_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--poll-interval",
             type=click.FloatRange(min=0.001),
             default=None,
-            help="With --via batches: seconds between looks at the batches (default: from 5 s, growing to 60 s).",
+            help="With --via batches: seconds between looks at the batches "
+            "(default: from 5 s, growing to 60 s).",
         ),
         click.option(
             "--batch-deadline",

@@ -264,7 +264,9 @@ class BatchEngine:
             result = lines.get(cid)
             kind = "canceled" if result is None else result.type
             if kind == "succeeded":
-                self._ok(request, result.message.model_dump(mode="json", exclude_unset=True), waiting.batch_id)
+                self._ok(
+                    request, result.message.model_dump(mode="json", exclude_unset=True), waiting.batch_id
+                )
             elif kind == "errored" and result.error.error.type not in TRANSIENT_ERRORS:
                 error = result.error.error
                 self._error(request, error.type, error.message, waiting.batch_id)
@@ -293,8 +295,8 @@ class BatchEngine:
         self.journal.finished(waiting.intent, transient)
         if canceled:
             self._log(
-                f"batch {waiting.batch_id}: {canceled} item(s) canceled and not recorded; run the same command "
-                "again to submit them anew"
+                f"batch {waiting.batch_id}: {canceled} item(s) canceled and not recorded; run the same "
+                "command again to submit them anew"
             )
 
     # -- recording --------------------------------------------------------------------------------------
