@@ -533,6 +533,15 @@ def _probability(name: str, what: str) -> Any:
 @click.option(
     "--rpm", type=click.IntRange(min=1), help="Requests-per-minute limit; beyond it: 429 with retry-after."
 )
+@click.option(
+    "--batch-processing-s",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds a Message Batch takes to end.",
+)
+@_probability("p-batch-errored", "Probability that a batch request ends errored (overloaded, api_error).")
+@_probability("p-batch-expired", "Probability that a batch request ends expired.")
 @_probability("p-429", "Probability of a 429 rate_limit_error.")
 @_probability("p-529", "Probability of a 529 overloaded_error.")
 @_probability("p-500", "Probability of a 500 api_error.")

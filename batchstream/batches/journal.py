@@ -32,7 +32,7 @@ from ..errors import OutputWriteError
 
 
 def journal_path(output: Path) -> Path:
-    return output.with_name(output.name + ".batches.jsonl")
+    return output.with_name(output.name.removesuffix(".jsonl") + ".batches.jsonl")
 
 
 @dataclass
