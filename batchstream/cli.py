@@ -13,7 +13,7 @@ import click
 
 from . import console
 from .batches.commands import batch_options, cancel_command, status_command
-from .config import BatchOptions, Limits, Output, RetryPolicy, RunConfig
+from .config import VIAS, BatchOptions, Limits, Output, RetryPolicy, RunConfig
 from .errors import NO_API_KEY, BatchstreamError, ExitCode, InternalError, UsageError
 from .inputs import (
     DEFAULT_MAX_TOKENS,
@@ -629,6 +629,13 @@ def simulate(**options: Any) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Also print the estimate as JSON on stdout.")
 @click.option(
+    "--via",
+    type=click.Choice(VIAS),
+    default="stream",
+    show_default=True,
+    help="Price as `run --via` sends: batches costs half.",
+)
+@click.option(
     "-c",
     "--concurrency",
     type=click.IntRange(min=1),
@@ -654,6 +661,7 @@ def estimate_command(
     shard_text: str | None,
     previous: Path | None,
     as_json: bool,
+    via: str,
     concurrency: int,
     base_url: str | None,
     simulate: bool,
@@ -672,6 +680,7 @@ def estimate_command(
       batchstream estimate prompts.jsonl
       batchstream estimate prompts.jsonl --model claude-haiku-5-5 --max-tokens 256
       batchstream estimate prompts.jsonl --shard 2/4 --previous last.results.jsonl --json | jq .total
+      batchstream estimate prompts.jsonl --via batches
     """
     import os
 
@@ -688,6 +697,7 @@ def estimate_command(
         concurrency=concurrency,
         price_file=price_file,
         warn=console.warn,
+        batch=via == "batches",
     )
     click.echo(format_estimate(result), err=True)
     if as_json:

@@ -132,6 +132,7 @@ class Estimate:
     total: Projection
     count_errors: dict[str, int] = field(default_factory=dict)  # count_tokens failures by error type
     first_count_error: str | None = None
+    batch: bool = False  # priced at the Message Batches API's rate (`--via batches`)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -142,6 +143,7 @@ class Estimate:
             "count_errors": self.count_errors,
             "models": [{"model": model, **p.as_fields(self.method)} for model, p in self.models.items()],
             "total": self.total.as_fields(self.method),
+            "via": "batches" if self.batch else "stream",
         }
 
     def to_json(self) -> str:
@@ -151,8 +153,9 @@ class Estimate:
 class _Projector:
     """Prices each item as its input-token count arrives, keeping only per-model sums."""
 
-    def __init__(self, pricer: Pricer, mean_outputs: dict[str, float] | None) -> None:
+    def __init__(self, pricer: Pricer, mean_outputs: dict[str, float] | None, batch: bool) -> None:
         self._pricer = pricer
+        self._batch = batch
         self._mean_outputs = mean_outputs
         self.models: dict[str, Projection] = {}
 
@@ -176,7 +179,8 @@ class _Projector:
         projection.cost_typical = _plus(projection.cost_typical, typical_cost)
 
     def _cost(self, model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
-        cost = self._pricer.cost(model, {"input_tokens": input_tokens, "output_tokens": output_tokens})
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        cost = self._pricer.cost(model, usage, batch=self._batch)
         return None if cost is None else Decimal(repr(cost))
 
 
@@ -257,18 +261,20 @@ def estimate(
     concurrency: int = 8,
     price_file: str | os.PathLike[str] | None = None,
     warn: Callable[[str], None] | None = None,
+    batch: bool = False,
 ) -> Estimate:
     """Project the cost of `input_path` (its `shard`, if given) as `run` with the same defaults would send it.
 
     With `api_key` (or `simulate`, which counts on a built-in simulator) input tokens are counted by the
     API's count_tokens; without, they are approximated. `previous` is a results file whose mean output per
-    ok item, by model, prices the typical figure. Raises InputError for bad input, as `run` would.
+    ok item, by model, prices the typical figure; `batch` prices at the Message Batches API's rate. Raises
+    InputError for bad input, as `run` would.
     """
     defaults = defaults or Defaults()
     warn = warn or _log.warning
     pricer = Pricer(price_file, warn=warn)
     mean_outputs = None if previous is None else _mean_outputs(Path(previous))
-    projector = _Projector(pricer, mean_outputs)
+    projector = _Projector(pricer, mean_outputs, batch)
 
     def requests() -> Iterator[Request]:
         for request in iter_requests(input_path, defaults):
@@ -308,6 +314,7 @@ def estimate(
         total=total,
         count_errors={} if counter is None else dict(sorted(counter.errors.items())),
         first_count_error=None if counter is None else counter.first_error,
+        batch=batch,
     )
 
 
@@ -349,6 +356,8 @@ def format_estimate(result: Estimate) -> str:
         rows.append([*row, _cost_cell(projection.cost_max)])
     text += render(header, rows, left={0, 3})
     notes = ["cost min: no output at all", "cost max: every item writes its full max_tokens"]
+    if result.batch:
+        notes.append("at the Message Batches API's price (half the streaming price)")
     if typical:
         notes.append(f"cost typical: each model's mean output per ok item in {result.previous}")
     text.append("; ".join(notes))
