@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from .config import SimulatorConfig
 from .directives import DirectiveError, parse_directives
 from .replies import build_reply, request_key
 from .validation import validate_messages_body
-from .wire import DEFAULT_ERROR_MESSAGES, ERROR_TYPES, message_object, new_id, rfc3339
+from .wire import DEFAULT_ERROR_MESSAGES, ERROR_TYPES, message_object, new_id
 
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 # https://docs.anthropic.com/en/docs/build-with-claude/batch-processing#batch-limitations
@@ -77,11 +78,11 @@ class Batch:
             "type": "message_batch",
             "processing_status": self.status,
             "request_counts": self.counts(),
-            "ended_at": None if self.ended is None else rfc3339(self.ended),
-            "created_at": rfc3339(self.created),
-            "expires_at": rfc3339(self.created + EXPIRY_S),
+            "ended_at": None if self.ended is None else _timestamp(self.ended),
+            "created_at": _timestamp(self.created),
+            "expires_at": _timestamp(self.created + EXPIRY_S),
             "archived_at": None,
-            "cancel_initiated_at": None if self.cancel_initiated is None else rfc3339(self.cancel_initiated),
+            "cancel_initiated_at": None if self.cancel_initiated is None else _timestamp(self.cancel_initiated),
             "results_url": None if self.ended is None else f"{base_url}{PATH_PREFIX}/{self.id}/results",
         }
 
@@ -208,6 +209,8 @@ class BatchStore:
                 "keys": [request_key(params) for _, params in b.requests],
                 "status": b.status,
                 "counts": b.counts(),
+                # Per request, once ended: succeeded, canceled, expired, or the errored result's error type.
+                "outcomes": [_outcome(line["result"]) for line in b.results],
             }
             for b in self.batches.values()
         ]
@@ -259,6 +262,15 @@ class BatchStore:
             reply.stop_details,
         )
         return _line(custom_id, {"type": "succeeded", "message": message})
+
+
+def _outcome(result: dict[str, Any]) -> str:
+    return str(result["error"]["error"]["type"]) if result["type"] == "errored" else str(result["type"])
+
+
+def _timestamp(epoch_s: float) -> str:
+    """RFC 3339 with microseconds, as the service writes batch times."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _line(custom_id: str, result: dict[str, Any]) -> dict[str, Any]:
