@@ -127,8 +127,14 @@ def start(path: Path, sim: SimulatorThread, *args: str) -> subprocess.Popen[str]
     )
 
 
-def wait_for_batches(sim: SimulatorThread, count: int, proc: subprocess.Popen[str]) -> bool:
-    return wait_until(lambda: len(sim.batches()) >= count, proc)
+def interrupted_after(batches: int, path: Path, sim: SimulatorThread, *args: str) -> tuple[int, str]:
+    """Start a run, Ctrl-C it once it made `batches` batches (and journalled them); exit code, stderr."""
+    proc = start(path, sim, *args)
+    assert wait_until(lambda: len(sim.batches()) >= batches, proc)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=GUARD_S)
+    return proc.returncode, stderr
 
 
 def test_ctrl_c_exits_130_leaving_the_batches_running_and_the_resume_reattaches(
@@ -137,12 +143,8 @@ def test_ctrl_c_exits_130_leaving_the_batches_running_and_the_resume_reattaches(
     sim = simulator_factory(batch_processing_s=1.0)
     prompts = {f"i{n}": f"prompt {n}" for n in range(10)}
     path = inputs(tmp_path, prompts)
-    proc = start(path, sim, "--batch-size", "5")
-    assert wait_for_batches(sim, 2, proc)
-    time.sleep(0.1)  # the second batch's id journalled
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=GUARD_S)
-    assert proc.returncode == 130, stderr
+    returncode, stderr = interrupted_after(2, path, sim, "--batch-size", "5")
+    assert returncode == 130, stderr
     assert "the batches keep running on the server" in stderr
     assert [batch["status"] for batch in sim.batches()] == ["in_progress", "in_progress"]
     shown = run_cli("status", tmp_path / "in.results.jsonl", base_url=sim.base_url)
@@ -162,11 +164,7 @@ def test_cancel_cancels_the_waited_batches_and_a_resume_submits_their_items_anew
     sim = simulator_factory(batch_processing_s=60)
     prompts = {f"i{n}": f"prompt {n}" for n in range(4)}
     path = inputs(tmp_path, prompts)
-    proc = start(path, sim)
-    assert wait_for_batches(sim, 1, proc)
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=GUARD_S)
+    assert interrupted_after(1, path, sim)[0] == 130
     canceled = run_cli("cancel", tmp_path / "in.results.jsonl", base_url=sim.base_url)
     assert canceled.returncode == 0, canceled.stderr
     assert canceled.stdout == f"{sim.batches()[0]['id']}: canceling\n"

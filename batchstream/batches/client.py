@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import anthropic
 from anthropic.types.messages import MessageBatch
 
-from ..errors import NO_API_KEY, UsageError
+from ..transport.client import sdk_client
 from .chunks import batch_entry
 from .journal import Intent
 
@@ -27,15 +26,9 @@ CLOCK_SKEW_S = 300.0
 
 class BatchClient:
     def __init__(self, *, api_key: str | None, base_url: str | None, api_version: str | None) -> None:
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=_READ_RETRIES,
-            http_client=anthropic.DefaultAioHttpClient(),
-            default_headers={"anthropic-version": api_version} if api_version else None,
+        self._client = sdk_client(
+            api_key=api_key, base_url=base_url, api_version=api_version, max_retries=_READ_RETRIES
         )
-        if self._client.api_key is None and self._client.auth_token is None:
-            raise UsageError(NO_API_KEY)
 
     @property
     def api_key(self) -> str | None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import random
 import re
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -82,7 +82,9 @@ class Batch:
             "created_at": _timestamp(self.created),
             "expires_at": _timestamp(self.created + EXPIRY_S),
             "archived_at": None,
-            "cancel_initiated_at": None if self.cancel_initiated is None else _timestamp(self.cancel_initiated),
+            "cancel_initiated_at": None
+            if self.cancel_initiated is None
+            else _timestamp(self.cancel_initiated),
             "results_url": None if self.ended is None else f"{base_url}{PATH_PREFIX}/{self.id}/results",
         }
 
