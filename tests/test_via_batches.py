@@ -344,3 +344,23 @@ def test_chunks_stay_under_the_byte_limit_measured_on_the_encoded_body(
     report = run_batch(config)
     assert report.ok == 9
     assert [len(batch["keys"]) for batch in sim.batches()] == [2, 2, 2, 2, 1]
+
+
+def test_status_and_cancel_without_a_journal_or_with_a_refused_key_exit_2(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    sim = simulator_factory(api_key="sk-the-right-one")
+    results = tmp_path / "in.results.jsonl"
+    for command in ("status", "cancel"):
+        done = run_cli(command, results, base_url=sim.base_url)
+        assert done.returncode == 2
+        assert done.stderr == (
+            f"batchstream: error: {results}: no batches are waited for "
+            "(no in.results.batches.jsonl next to it)\n"
+        )
+    journal = Journal(journal_path(results))
+    journal.created(journal.intend([("a", "h")]), "msgbatch_01x")
+    journal.close()
+    done = run_cli("status", results, base_url=sim.base_url)
+    assert done.returncode == 2
+    assert "the API refused (HTTP 401 authentication_error: invalid x-api-key)" in done.stderr

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..config import BATCH_MAX_REQUESTS, VIAS, BatchOptions
-from ..errors import NO_API_KEY, UsageError
+from ..errors import NO_API_KEY, BatchstreamError, UsageError
 from ..table import render
 from .journal import Intent, Journal, journal_path
 
@@ -137,6 +137,14 @@ def status_command(results: Path, base_url: str | None) -> None:
         click.echo("(an unanswered create is settled from the list of batches when the run resumes)")
 
 
+def _refused(exc: Exception, secret: str | None) -> BatchstreamError:
+    from ..transport.failures import classify
+
+    failure = classify(exc, secret=secret)
+    status = f"HTTP {failure.status} " if failure.status is not None else ""
+    return BatchstreamError(f"the API refused ({status}{failure.type}: {failure.message})")
+
+
 async def _status_rows(client: Any, waiting: list[Intent]) -> list[list[str]]:
     rows = []
     try:
@@ -152,6 +160,8 @@ async def _status_rows(client: Any, waiting: list[Intent]) -> list[list[str]]:
                     str(counts.canceled),
                 ]
             )
+    except Exception as exc:
+        raise _refused(exc, client.api_key) from None
     finally:
         await client.aclose()
     return rows
@@ -190,6 +200,8 @@ async def _cancel_all(client: Any, waiting: list[Intent]) -> list[str]:
             if batch.processing_status == "in_progress":
                 batch = await client.cancel(intent.batch_id)
             lines.append(f"{batch.id}: {batch.processing_status}")
+    except Exception as exc:
+        raise _refused(exc, client.api_key) from None
     finally:
         await client.aclose()
     return lines
