@@ -364,3 +364,17 @@ def test_status_and_cancel_without_a_journal_or_with_a_refused_key_exit_2(
     done = run_cli("status", results, base_url=sim.base_url)
     assert done.returncode == 2
     assert "the API refused (HTTP 401 authentication_error: invalid x-api-key)" in done.stderr
+
+
+def test_a_create_answer_lost_on_the_way_is_settled_from_the_list_not_sent_again(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    sim = simulator_factory(batch_processing_s=0.02, batch_create_drop_first=2)
+    prompts = {f"i{n}": f"prompt {n}" for n in range(6)}
+    done = run(inputs(tmp_path, prompts), sim, "--batch-size", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("checking the list") == 2 and done.stderr.count(": adopted") == 2
+    rows = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
+    for item, prompt in prompts.items():
+        assert_reply(rows[item], prompt)
+    assert len(sim.batches()) == 2 and set(submissions(sim).values()) == {1}

@@ -17,6 +17,7 @@ What each outcome means for an item:
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ from typing import Any
 
 from ..budget import Budget
 from ..config import RunConfig
+from ..errors import FatalAPIError
 from ..inputs import Request
 from ..pricing import Pricer
 from ..progress import Progress
@@ -97,6 +99,7 @@ class BatchEngine:
         self.reserved: dict[str, float] = {}
         self.outcome = Outcome()
         self._unsent: dict[str, Request] = dict(self.todo)  # to do and in no batch
+        self._rng = random.Random(config.seed)  # the jitter of waits before a create is tried again
         self._last_status = ""
 
     # -- the run ----------------------------------------------------------------------------------------
@@ -157,30 +160,37 @@ class BatchEngine:
         ready = self._within_budget()
         options = self.config.batches
         for chunk in list(chunks(ready, options.size, options.max_bytes, self._too_large)):
-            items = [(request.id, request.request_hash) for request in chunk.requests]
-            intent = self.journal.intend(items)
             for request in chunk.requests:
-                self.attempts[request.id] += 1
                 del self._unsent[request.id]
+            await self._create(chunk.requests, chunk.betas)
+
+    async def _create(self, requests: list[Request], betas: tuple[str, ...]) -> None:
+        """One batch of `requests`, journalled before the call; a call with no answer (or a 429 or 5xx)
+        is settled from the list, then tried again, within --max-attempts."""
+        policy = self.config.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            intent = self.journal.intend([(request.id, request.request_hash) for request in requests])
+            self.attempts.update(request.id for request in requests)
             try:
-                batch = await self.client.create(chunk.requests, chunk.betas)
+                batch = await self.client.create(requests, betas)
             except Exception as exc:
                 failure = classify(exc, secret=self.client.api_key)
-                if failure.status is not None and failure.status < 500:
-                    # An answer: no batch was made. The same body would be refused again.
-                    self.journal.voided(intent)
-                    raise _create_error(failure) from None
-                # No answer, or a server error: a batch may have been made. The list will tell.
+                if failure.status is not None and not failure.retryable:
+                    self.journal.voided(intent)  # an answer: no batch was made, and none would be
+                    raise _api_error(failure) from None
                 self._log(f"creating a batch failed ({failure.type}: {failure.message}); checking the list")
                 await self._reconcile([intent])
-                if intent.void:
-                    for request in chunk.requests:
-                        self.attempts[request.id] -= 1
-                        self._unsent[request.id] = request
-                continue
+                if not intent.void:
+                    return  # it was made after all, and is now waited for
+                self.attempts.subtract(request.id for request in requests)
+                if attempt < policy.max_attempts:
+                    await asyncio.sleep(policy.delay(attempt, failure.retry_after, self._rng))
+                    continue
+                raise _api_error(failure) from None
             self.journal.created(intent, batch.id)
             self._attach(intent, adopted=False)
             self.waiting[intent.token].created_at = batch.created_at.timestamp()
+            return
 
     def _within_budget(self) -> list[Request]:
         """The unsent items in order, as far as their worst case at the batch price fits the budget."""
@@ -222,12 +232,20 @@ class BatchEngine:
     async def _poll(self) -> None:
         deadline = self.config.batches.deadline
         for waiting in list(self.waiting.values()):
-            batch = await self.client.retrieve(waiting.batch_id)
-            waiting.created_at = batch.created_at.timestamp()
-            waiting.counts = batch.request_counts.model_dump()
-            if batch.processing_status == "ended":
-                await self._collect(waiting)
-            elif (
+            try:
+                batch = await self.client.retrieve(waiting.batch_id)
+                waiting.created_at = batch.created_at.timestamp()
+                waiting.counts = batch.request_counts.model_dump()
+                if batch.processing_status == "ended":
+                    await self._collect(waiting)
+                    continue
+            except Exception as exc:  # the SDK retried it already: the next poll tries again
+                failure = classify(exc, secret=self.client.api_key)
+                if failure.fatal:
+                    raise _api_error(failure) from None
+                self._log(f"batch {waiting.batch_id}: {failure.type}: {failure.message}; trying again later")
+                continue
+            if (
                 deadline is not None
                 and batch.processing_status == "in_progress"
                 and time.time() - waiting.created_at >= deadline
@@ -371,10 +389,10 @@ def _via_batch(record: ResultRecord, batch_id: str) -> ResultRecord:
     return record
 
 
-def _create_error(failure: Failure) -> Exception:
-    from ..errors import FatalAPIError
-
+def _api_error(failure: Failure) -> Exception:
+    status = "" if failure.status is None else f"HTTP {failure.status} "
     return FatalAPIError(
-        f"the API refused to create a batch (HTTP {failure.status} {failure.type}: {failure.message}). "
-        "Results already written are kept; fix the cause and run the same command again to resume."
+        f"the Message Batches API failed ({status}{failure.type}: {failure.message}). Results already "
+        "written are kept, and the batches already created keep running; run the same command again to "
+        "resume."
     )

@@ -98,6 +98,7 @@ class BatchStore:
         self._clock = clock
         # How often each request body was submitted in a batch: a resubmission draws its outcome anew.
         self._submissions: dict[str, int] = {}
+        self._drops_left = config.batch_create_drop_first
 
     # -- the API ----------------------------------------------------------------------------------------
 
@@ -138,6 +139,13 @@ class BatchStore:
         batch = Batch(new_id("msgbatch_"), now, now + self.config.batch_processing_s, taken, api_version)
         self.batches[batch.id] = batch
         return batch
+
+    def drop_create(self) -> bool:
+        """Whether the create call just served is to go unanswered (`batch_create_drop_first`)."""
+        if self._drops_left <= 0:
+            return False
+        self._drops_left -= 1
+        return True
 
     def retrieve(self, batch_id: str) -> Batch:
         batch = self.batches.get(batch_id)

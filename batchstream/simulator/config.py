@@ -42,6 +42,8 @@ class SimulatorConfig:
     p_batch_errored: float = 0.0
     p_batch_expired: float = 0.0
     batch_max_requests: int = 100_000
+    # The first K create calls make their batch, then hang up before answering: the answer lost on the way.
+    batch_create_drop_first: int = 0
 
     def __post_init__(self) -> None:
         # Reject bad knobs at construction so a typo fails the CLI at once rather than skewing a benchmark.
@@ -71,6 +73,8 @@ class SimulatorConfig:
             or min(self.p_batch_errored, self.p_batch_expired) < 0
         ):
             raise ValueError("p_batch_errored and p_batch_expired must be >= 0 and add up to at most 1")
+        if self.batch_create_drop_first < 0:
+            raise ValueError(f"batch_create_drop_first must be >= 0, got {self.batch_create_drop_first}")
         if self.batch_max_requests < 1:
             raise ValueError(f"batch_max_requests must be >= 1, got {self.batch_max_requests}")
         if self.ttft_s < 0 or self.tokens_per_s < 0 or self.stall_s < 0 or self.retry_after_s < 0:

@@ -184,6 +184,10 @@ class Simulator:
             if not batch_id and method == "POST":
                 body = self._read_body(request, exchange, lambda _body, _version: None)
                 answer: Any = store.create(body, exchange.api_version or "")
+                if store.drop_create():
+                    exchange.outcome = "drop"
+                    request.abort()
+                    return None
             else:
                 self._authenticate(request)
                 if not batch_id and method == "GET":
