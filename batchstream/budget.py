@@ -50,9 +50,13 @@ class Budget:
         """Hold `worst_usd` if it fits now, without waiting (a batch's items are reserved as it is built)."""
         if self.spent_usd + self.reserved_usd + worst_usd > self.limit_usd:
             return False
+        self.hold(worst_usd)
+        return True
+
+    def hold(self, worst_usd: float) -> None:
+        """Hold `worst_usd` whether it fits or not: for an item already submitted (a batch re-attached)."""
         self.reserved_usd += worst_usd
         self._held += 1
-        return True
 
     @property
     def holding(self) -> bool:

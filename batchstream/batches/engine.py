@@ -37,6 +37,7 @@ from .client import BatchClient, candidate_for
 from .journal import Intent, Journal
 
 TRANSIENT_ERRORS = frozenset({"overloaded_error", "api_error"})
+_EXPIRED = "the request expired before its batch processed it"
 FIRST_POLL_S = 5.0
 LAST_POLL_S = 60.0
 POLL_GROWTH = 1.5
@@ -133,11 +134,18 @@ class BatchEngine:
             if request is not None:
                 if request.request_hash == request_hash:
                     items[custom_id(item_id)] = request
+                    self._hold(request)
                 else:
                     stale.append(request)
             self._unsent.pop(item_id, None)
         expected = {custom_id(item_id) for item_id in intent.ids}
         self.waiting[intent.token] = _Waiting(intent, items, expected, stale, adopted)
+
+    def _hold(self, request: Request) -> None:
+        """What an item of a batch created by an earlier run may cost, held against --max-cost."""
+        if self.budget is not None and request.id not in self.reserved:
+            worst = self.reserved[request.id] = self.budget.worst_case(request, batch=True)
+            self.budget.hold(worst)
 
     async def _reconcile(self, intents: list[Intent]) -> None:
         """Settle create calls that got no answer: a batch created since with as many requests is taken as
@@ -150,7 +158,7 @@ class BatchEngine:
                 self.journal.voided(intent)
                 continue
             taken.add(batch.id)
-            self._log(f"batch {batch.id}: adopted (created by an earlier run that stopped before noting it)")
+            self._log(f"batch {batch.id}: adopted (its create call got no answer; found in the list)")
             self.journal.created(intent, batch.id)
             self._attach(intent, adopted=True)
 
@@ -234,18 +242,18 @@ class BatchEngine:
         for waiting in list(self.waiting.values()):
             try:
                 batch = await self.client.retrieve(waiting.batch_id)
-                waiting.created_at = batch.created_at.timestamp()
-                waiting.counts = batch.request_counts.model_dump()
-                if batch.processing_status == "ended":
-                    await self._collect(waiting)
-                    continue
+                lines = await self._results(waiting.batch_id) if batch.processing_status == "ended" else None
             except Exception as exc:  # the SDK retried it already: the next poll tries again
                 failure = classify(exc, secret=self.client.api_key)
                 if failure.fatal:
                     raise _api_error(failure) from None
                 self._log(f"batch {waiting.batch_id}: {failure.type}: {failure.message}; trying again later")
                 continue
-            if (
+            waiting.created_at = batch.created_at.timestamp()
+            waiting.counts = batch.request_counts.model_dump()
+            if lines is not None:
+                self._collect(waiting, lines)
+            elif (
                 deadline is not None
                 and batch.processing_status == "in_progress"
                 and time.time() - waiting.created_at >= deadline
@@ -254,12 +262,13 @@ class BatchEngine:
                 await self.client.cancel(waiting.batch_id)
                 waiting.deadline_canceled = True
 
-    async def _collect(self, waiting: _Waiting) -> None:
+    async def _results(self, batch_id: str) -> dict[str, Any]:
+        """An ended batch's results by custom_id, all of them before any is recorded."""
+        return {line.custom_id: line.result async for line in self.client.results(batch_id)}
+
+    def _collect(self, waiting: _Waiting, lines: dict[str, Any]) -> None:
         """Record an ended batch's results, then note it done: after a crash in between, a resume fetches
         them again and records only what the results file does not hold yet."""
-        lines: dict[str, Any] = {}
-        async for line in self.client.results(waiting.batch_id):
-            lines[line.custom_id] = line.result
         del self.waiting[waiting.intent.token]
         if waiting.adopted and set(lines) != waiting.expected:
             self._log(
@@ -289,20 +298,14 @@ class BatchEngine:
                 error = result.error.error
                 self._error(request, error.type, error.message, waiting.batch_id)
             elif kind in ("errored", "expired"):
-                outcome = result.error.error.type if kind == "errored" else "expired"
+                outcome = "expired" if kind == "expired" else result.error.error.type
                 transient[request.id] = outcome
                 self.retries.setdefault(request.id, Counter())[outcome] += 1
                 if self.attempts[request.id] < self.config.retry.max_attempts:
                     self._again(request)
                 else:
-                    message = "expired before the batch processed it" if kind == "expired" else ""
-                    error = None if kind == "expired" else result.error.error
-                    self._error(
-                        request,
-                        "expired" if error is None else error.type,
-                        message if error is None else error.message,
-                        waiting.batch_id,
-                    )
+                    message = _EXPIRED if kind == "expired" else result.error.error.message
+                    self._error(request, outcome, message, waiting.batch_id)
             elif deadline_over:
                 self._release(request)
                 self.outcome.to_stream.append(request)
