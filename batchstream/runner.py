@@ -340,7 +340,7 @@ class _Run:
         limits = config.limits
         # Each connection is an open file; with --simulate, so is the simulator's end of it.
         _ensure_open_files(limits.concurrency * (2 if config.simulate else 1) + _SPARE_FILES)
-        base_url, api_key = self._endpoint(stack)
+        base_url, api_key = self.endpoint(stack)
         self.controller = LaunchController(
             limits.concurrency, rpm=limits.rpm, itpm=limits.itpm, otpm=limits.otpm
         )
@@ -380,7 +380,7 @@ class _Run:
             if watching:
                 _remove_signal_handlers(loop)
 
-    def _endpoint(self, stack: ExitStack) -> tuple[str | None, str | None]:
+    def endpoint(self, stack: ExitStack) -> tuple[str | None, str | None]:
         """Where requests go and with which key: with --simulate, a simulator started once for the run."""
         config = self.config
         if not config.simulate:

@@ -31,7 +31,7 @@ async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
     if config.restart and path.exists():
         os.replace(path, path.with_name(path.name + ".bak"))
         run.host.log(f"--restart: the previous batch journal moved to {path.name}.bak")
-    base_url, api_key = run._endpoint(stack)
+    base_url, api_key = run.endpoint(stack)
     client = BatchClient(api_key=api_key, base_url=base_url, api_version=config.defaults.api_version)
     run.secret = client.api_key
     journal = Journal(path)
