@@ -236,6 +236,8 @@ def test_kill_9_at_seeded_random_points_never_submits_or_records_an_item_twice(
     after an outcome that calls for it (errored transiently, or expired)."""
     sim = simulator_factory(batch_processing_s=1.0, p_batch_errored=0.05, p_batch_expired=0.02, seed=11)
     prompts = {f"i{n}": f"prompt {n}" for n in range(300)}
+    invalid = {f"bad{n}": f"refused {n} [[sim status=400]]" for n in range(5)}
+    prompts.update(invalid)
     path = inputs(tmp_path, prompts)
     results = tmp_path / "in.results.jsonl"
     rng = random.Random(22)
@@ -256,18 +258,21 @@ def test_kill_9_at_seeded_random_points_never_submits_or_records_an_item_twice(
         kills += landed
     assert kills >= 3
     final = run(path, sim, "--batch-size", "20", "--max-attempts", "20")
-    assert final.returncode == 0, final.stderr
+    assert final.returncode == 1, final.stderr  # the invalid items
     rows = by_id(read_jsonl(results))
     assert set(rows) == set(prompts)
     for item, prompt in prompts.items():
-        assert_reply(rows[item], prompt)
+        if item in invalid:
+            assert rows[item]["error"]["type"] == "invalid_request_error"
+        else:
+            assert_reply(rows[item], prompt)
     history: dict[str, list[str]] = {}
     for batch in sim.batches():
         for key, outcome in zip(batch["keys"], batch["outcomes"], strict=True):
             history.setdefault(key, []).append(outcome)
-    for prompt in prompts.values():
+    for item, prompt in prompts.items():
         outcomes = history[request_key(prompt_body(prompt))]
-        assert outcomes[-1] == "succeeded", outcomes
+        assert outcomes[-1] == ("invalid_request_error" if item in invalid else "succeeded"), outcomes
         assert set(outcomes[:-1]) <= {"overloaded_error", "api_error", "expired"}, outcomes
     assert any(len(outcomes) > 1 for outcomes in history.values())
 
