@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import cli_env, prompt_body, read_jsonl, run_cli, write_jsonl
+from conftest import Completed, cli_env, prompt_body, read_jsonl, run_cli, write_jsonl
 
 from batchstream.batches.chunks import custom_id
 from batchstream.batches.journal import Journal, journal_path
@@ -37,7 +37,7 @@ def inputs(tmp_path: Path, prompts: dict[str, str]) -> Path:
     return write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": p} for i, p in prompts.items()])
 
 
-def run(path: Path, sim: SimulatorThread, *args: str) -> subprocess.CompletedProcess[str]:
+def run(path: Path, sim: SimulatorThread, *args: str) -> Completed:
     return run_cli("run", path, *FAST, *args, base_url=sim.base_url)
 
 
