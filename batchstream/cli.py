@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from . import console
-from .config import Limits, Output, RetryPolicy, RunConfig
+from .batches.commands import batch_options, cancel_command, status_command
+from .config import VIAS, BatchOptions, Limits, Output, RetryPolicy, RunConfig
 from .errors import NO_API_KEY, BatchstreamError, ExitCode, InternalError, UsageError
 from .inputs import (
     DEFAULT_MAX_TOKENS,
@@ -81,6 +82,10 @@ def main() -> None:
       batchstream validate prompts.jsonl
       batchstream simulate --port 8765
     """
+
+
+main.add_command(status_command)
+main.add_command(cancel_command)
 
 
 def entry() -> None:
@@ -307,6 +312,7 @@ def _defaults(
     show_default=True,
     help="Seconds between progress lines when stderr is not a terminal.",
 )
+@batch_options
 def run(
     input_path: Path,
     output: Path | None,
@@ -341,6 +347,10 @@ def run(
     no_content: bool,
     quiet: bool,
     progress_interval: float,
+    via: str,
+    batch_size: int,
+    poll_interval: float | None,
+    batch_deadline: float | None,
 ) -> None:
     """Run every request in INPUT (JSONL) and append one result line per item to OUTPUT.
 
@@ -355,6 +365,8 @@ def run(
       batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items
       batchstream run prompts.jsonl --no-auto-cache     # send the prompts exactly as written
       batchstream run prompts.jsonl -o - --simulate -q | jq -r .text
+      batchstream run prompts.jsonl --via batches   # the Message Batches API, at half the price
+      batchstream run prompts.jsonl --via batches --batch-deadline 2h
     """
     to_stdout = output == Path("-")
     if checkpoint is not None and not to_stdout:
@@ -391,6 +403,8 @@ def run(
         shard=_shard(shard_text),
         fail_on_error_rate=fail_on_error_rate,
         auto_cache=not no_auto_cache,
+        via=via,
+        batches=BatchOptions(size=batch_size, poll_interval=poll_interval, deadline=batch_deadline),
     )
     report = run_batch(config, host=console.ConsoleHost(quiet=quiet, progress_interval=progress_interval))
     if report.interrupted:
@@ -527,6 +541,15 @@ def _probability(name: str, what: str) -> Any:
 @click.option(
     "--rpm", type=click.IntRange(min=1), help="Requests-per-minute limit; beyond it: 429 with retry-after."
 )
+@click.option(
+    "--batch-processing-s",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds a Message Batch takes to end.",
+)
+@_probability("p-batch-errored", "Probability that a batch request ends errored (overloaded, api_error).")
+@_probability("p-batch-expired", "Probability that a batch request ends expired.")
 @_probability("p-429", "Probability of a 429 rate_limit_error.")
 @_probability("p-529", "Probability of a 529 overloaded_error.")
 @_probability("p-500", "Probability of a 500 api_error.")
@@ -614,6 +637,13 @@ def simulate(**options: Any) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Also print the estimate as JSON on stdout.")
 @click.option(
+    "--via",
+    type=click.Choice(VIAS),
+    default="stream",
+    show_default=True,
+    help="Price as `run --via` sends: batches costs half.",
+)
+@click.option(
     "-c",
     "--concurrency",
     type=click.IntRange(min=1),
@@ -639,6 +669,7 @@ def estimate_command(
     shard_text: str | None,
     previous: Path | None,
     as_json: bool,
+    via: str,
     concurrency: int,
     base_url: str | None,
     simulate: bool,
@@ -657,6 +688,7 @@ def estimate_command(
       batchstream estimate prompts.jsonl
       batchstream estimate prompts.jsonl --model claude-haiku-5-5 --max-tokens 256
       batchstream estimate prompts.jsonl --shard 2/4 --previous last.results.jsonl --json | jq .total
+      batchstream estimate prompts.jsonl --via batches
     """
     import os
 
@@ -673,6 +705,7 @@ def estimate_command(
         concurrency=concurrency,
         price_file=price_file,
         warn=console.warn,
+        batch=via == "batches",
     )
     click.echo(format_estimate(result), err=True)
     if as_json:

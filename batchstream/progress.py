@@ -40,6 +40,9 @@ class Progress:
     def _show(self) -> None:
         """Nothing to show by default (--quiet)."""
 
+    def note(self, status: str, details: list[str]) -> None:
+        """What is being waited for (`--via batches`: the batches' counts), in all and in `details`."""
+
     def tick(self) -> None:
         """Called every second, so a batch of slow items still shows signs of life."""
 
@@ -78,8 +81,15 @@ class BarProgress(Progress):
     def tick(self) -> None:
         self._bar.refresh()
 
+    def note(self, status: str, details: list[str]) -> None:
+        self._bar.set_description_str(status, refresh=False)
+
     def close(self) -> None:
         self._bar.close()
+
+
+# Batches shown one line each in a note; the rest are counted.
+_NOTED_DETAILS = 10
 
 
 class LineProgress(Progress):
@@ -96,6 +106,20 @@ class LineProgress(Progress):
             self._print()
 
     tick = _show
+
+    def note(self, status: str, details: list[str]) -> None:
+        self._stream.write(
+            "".join(
+                f"batchstream: {line}\n"
+                for line in [f"{status}, ETA {self._eta()}", *details[:_NOTED_DETAILS]]
+            )
+            + (
+                f"batchstream: ... and {len(details) - _NOTED_DETAILS} more\n"
+                if len(details) > _NOTED_DETAILS
+                else ""
+            )
+        )
+        self._stream.flush()
 
     def _print(self) -> None:
         _, tokens_per_s = self._rates()

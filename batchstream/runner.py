@@ -20,12 +20,12 @@ import os
 import random
 import signal
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .attempts import Cancelled, Failed, Fatal, Ok, Outcome, run_attempts
 from .budget import Budget
@@ -62,6 +62,8 @@ from .transport.failures import Failure, classify
 from .warmup import WARMUP_KIND, Unstreamed, Warmups, warmup_request
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
+
+_T = TypeVar("_T")
 
 # A request to launch and what the budget reserved for it.
 _Launch = tuple[Request, float]
@@ -184,6 +186,10 @@ def _ensure_open_files(needed: int) -> None:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_INTERRUPTED = {
+    "stream": "stopping (in-flight items run again on resume; Ctrl-C again to quit now)",
+    "batches": "the batches keep running on the server, and the same command re-attaches to them",
+}
 
 
 class _Run:
@@ -212,7 +218,8 @@ class _Run:
         self.sender: Sender | None = None
         self.secret: str | None = config.api_key
         self._counted = SummaryBuilder(self.pricer)
-        self._dispatcher: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[Any] | None = None
+        self._simulator: Any = None  # the SimulatorThread of a --simulate run, once started
         self.cache_plan: CachePlan | None = None  # with auto_cache, set by planning
         self.warmups: Warmups | None = None
 
@@ -282,7 +289,8 @@ class _Run:
             earlier_bytes = writer.size
             try:
                 if plan.already_done < plan.total:
-                    await self._run_items(plan, stack)
+                    via = self._run_batches if config.via == "batches" else self._run_items
+                    await via(plan, stack)
             except BatchstreamError:
                 raise
             except Exception as exc:  # not any one item's: the run stops, with its summary and results
@@ -344,12 +352,7 @@ class _Run:
         limits = config.limits
         # Each connection is an open file; with --simulate, so is the simulator's end of it.
         _ensure_open_files(limits.concurrency * (2 if config.simulate else 1) + _SPARE_FILES)
-        base_url, api_key = config.base_url, config.api_key
-        if config.simulate:
-            from .simulator import SimulatorThread
-
-            simulator = stack.enter_context(SimulatorThread(config.simulator))
-            base_url, api_key = simulator.base_url, api_key or SIMULATOR_KEY
+        base_url, api_key = self.endpoint(stack)
         self.controller = LaunchController(
             limits.concurrency, rpm=limits.rpm, itpm=limits.itpm, otpm=limits.otpm
         )
@@ -367,23 +370,53 @@ class _Run:
             asyncio.create_task(self._sync_every_second()),
             asyncio.create_task(self._tick_progress()),
         ]
-        loop = asyncio.get_running_loop()
-        watching = self.host.watch_signals and _add_signal_handlers(loop, self._on_signal)
-        self._dispatcher = asyncio.create_task(self._dispatch(plan))
         try:
-            await self._dispatcher
-        except asyncio.CancelledError:
-            if self.stopped is StopReason.COMPLETED:  # not our own stop: our caller cancelled the run
-                raise
+            await self.watched(self._dispatch(plan))
         finally:
-            if watching:
-                _remove_signal_handlers(loop)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             if self.warmups is not None:
                 await self.warmups.aclose()
             await asyncio.shield(sender.aclose())
+
+    async def watched(self, work: Coroutine[Any, Any, _T]) -> _T | None:
+        """Run `work` as the run's one task that a stop cancels (a signal, with the host's say-so, or
+        `_stop`); its result, or None once stopped."""
+        loop = asyncio.get_running_loop()
+        watching = self.host.watch_signals and _add_signal_handlers(loop, self._on_signal)
+        self._dispatcher = asyncio.create_task(work)
+        try:
+            return await self._dispatcher
+        except asyncio.CancelledError:
+            if self.stopped is StopReason.COMPLETED:  # not our own stop: our caller cancelled the run
+                raise
+            return None
+        finally:
+            if watching:
+                _remove_signal_handlers(loop)
+
+    def endpoint(self, stack: ExitStack) -> tuple[str | None, str | None]:
+        """Where requests go and with which key: with --simulate, a simulator started once for the run."""
+        config = self.config
+        if not config.simulate:
+            return config.base_url, config.api_key
+        if self._simulator is None:
+            from .simulator import SimulatorThread
+
+            self._simulator = stack.enter_context(SimulatorThread(config.simulator))
+        return self._simulator.base_url, config.api_key or SIMULATOR_KEY
+
+    async def _run_batches(self, plan: Plan, stack: ExitStack) -> None:
+        """`--via batches` (`batches/`); what a deadline canceled is then streamed."""
+        from .batches.run import run_batches
+
+        to_stream = await run_batches(self, plan, stack)
+        if to_stream and self.stopped is StopReason.COMPLETED:
+            self.host.log(
+                f"--batch-deadline: streaming the {len(to_stream)} item(s) its batches did not answer"
+            )
+            await self._run_items(Plan(0.0, first=to_stream), stack)
 
     async def _dispatch(self, plan: Plan) -> None:
         """Up to `concurrency` workers, each running items one after another until none are left.
@@ -477,14 +510,7 @@ class _Run:
                     record = error_record(request, failure, outcome.attempts, outcome.retries)
             else:
                 record = error_record(request, outcome.failure, outcome.attempts, outcome.retries)
-            record = self._write(request, record)
-            if record is None:
-                return
-            self._counted.add(record)
-            usage = record.get("usage") or {}
-            self.progress.item_done(
-                record["status"] == "ok", usage.get("output_tokens") or 0, record["cost_usd"]
-            )
+            record = self.record(request, record)
         finally:
             if self.budget is not None:
                 self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
@@ -535,6 +561,17 @@ class _Run:
             if budget is not None:
                 budget.settle(worst, cost)
 
+    def record(self, request: Request, record: ResultRecord) -> ResultRecord | None:
+        """Write an item's line and count it; what was written, or None when the run must stop."""
+        written = self._write(request, record)
+        if written is not None:
+            self._counted.add(written)
+            usage = written.get("usage") or {}
+            self.progress.item_done(
+                written["status"] == "ok", usage.get("output_tokens") or 0, written["cost_usd"]
+            )
+        return written
+
     def _write(self, request: Request, record: ResultRecord) -> ResultRecord | None:
         """Append `record`; what was written, or None when the run must stop (the disk failed)."""
         assert self.writer is not None
@@ -584,7 +621,7 @@ class _Run:
 
     def _on_signal(self) -> None:
         _remove_signal_handlers(asyncio.get_running_loop())
-        self.host.log("interrupted: stopping (in-flight items run again on resume; Ctrl-C again to quit now)")
+        self.host.log(f"interrupted: {_INTERRUPTED[self.config.via]}")
         self._stop(None, StopReason.INTERRUPTED)
         self.host.interrupted()
 

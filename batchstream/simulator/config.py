@@ -36,6 +36,14 @@ class SimulatorConfig:
     retry_after_s: float = 1.0
     seed: int = 0
     log_path: str | None = None
+    # The Message Batches API: how long a batch takes to end, and the share of its requests that end
+    # errored with a transient error (overloaded_error / api_error) or expired instead of answered.
+    batch_processing_s: float = 1.0
+    p_batch_errored: float = 0.0
+    p_batch_expired: float = 0.0
+    batch_max_requests: int = 100_000
+    # The first K create calls make their batch, then hang up before answering: the answer lost on the way.
+    batch_create_drop_first: int = 0
 
     def __post_init__(self) -> None:
         # Reject bad knobs at construction so a typo fails the CLI at once rather than skewing a benchmark.
@@ -58,6 +66,17 @@ class SimulatorConfig:
             raise ValueError(f"fail_first must be >= 0, got {self.fail_first}")
         if self.rpm is not None and self.rpm < 1:
             raise ValueError(f"rpm must be >= 1, got {self.rpm}")
+        if self.batch_processing_s < 0:
+            raise ValueError(f"batch_processing_s must be >= 0, got {self.batch_processing_s}")
+        if (
+            not 0.0 <= self.p_batch_errored + self.p_batch_expired <= 1.0
+            or min(self.p_batch_errored, self.p_batch_expired) < 0
+        ):
+            raise ValueError("p_batch_errored and p_batch_expired must be >= 0 and add up to at most 1")
+        if self.batch_create_drop_first < 0:
+            raise ValueError(f"batch_create_drop_first must be >= 0, got {self.batch_create_drop_first}")
+        if self.batch_max_requests < 1:
+            raise ValueError(f"batch_max_requests must be >= 1, got {self.batch_max_requests}")
         if self.ttft_s < 0 or self.tokens_per_s < 0 or self.stall_s < 0 or self.retry_after_s < 0:
             raise ValueError("ttft_s, tokens_per_s, stall_s and retry_after_s must be >= 0")
 

@@ -8,9 +8,12 @@ import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import parse_qsl
 
 import orjson
 
+from .batches import PATH_PREFIX as BATCHES_PREFIX
+from .batches import BatchError, BatchStore, batch_json
 from .cache import PromptCache
 from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 from .directives import DirectiveError, parse_directives
@@ -97,8 +100,12 @@ class Simulator:
             ("HEAD", "/_sim/stats"): self._stats,
             ("GET", "/_sim/request-times"): self._request_times,
             ("POST", "/_sim/reset"): self._reset,
+            ("GET", "/_sim/batches"): self._batch_record,
         }
         self._unrouted = self._api(self._not_found)
+        self.batches = BatchStore(config)
+        self._batches = self._api(self._batch_call)
+        self.scheme = "http"  # "https" once served over TLS: the scheme of the batches' results_url
 
     def reset(self) -> None:
         self.stats = Stats()
@@ -110,6 +117,8 @@ class Simulator:
 
     async def handle(self, request: Request) -> Answer:
         """Route by exact method and path; anything else, wrong method included, is the API's 404."""
+        if request.path.startswith(BATCHES_PREFIX):
+            return await self._batches(request)
         return await self._routes.get((request.method, request.path), self._unrouted)(request)
 
     async def _stats(self, _request: Request) -> Response:
@@ -117,6 +126,9 @@ class Simulator:
 
     async def _request_times(self, _request: Request) -> Response:
         return Response(orjson.dumps(self.stats.request_times.tolist()), JSON_CONTENT_TYPE)
+
+    async def _batch_record(self, _request: Request) -> Response:
+        return Response(orjson.dumps(self.batches.record()), JSON_CONTENT_TYPE)
 
     async def _reset(self, _request: Request) -> Response:
         self.reset()
@@ -165,6 +177,42 @@ class Simulator:
             status=rejection.status,
             headers=headers,
         )
+
+    async def _batch_call(self, request: Request, exchange: Exchange) -> Answer:
+        """The Message Batches API (`batches.py`): `/v1/messages/batches[/ID[/results|/cancel]]`."""
+        store = self.batches
+        parts = request.path[len(BATCHES_PREFIX) :].strip("/").split("/")
+        method, batch_id, action = request.method, parts[0], "/".join(parts[1:])
+        base_url = f"{self.scheme}://{request.headers.get('host') or 'localhost'}"
+        try:
+            if not batch_id and method == "POST":
+                body = self._read_body(request, exchange, lambda _body, _version: None)
+                answer: Any = store.create(body, exchange.api_version or "")
+                if store.drop_create():
+                    exchange.outcome = "drop"
+                    request.abort()
+                    return None
+            else:
+                self._authenticate(request)
+                if not batch_id and method == "GET":
+                    answer = store.list_page(dict(parse_qsl(request.query)))
+                elif batch_id and not action and method == "GET":
+                    answer = store.retrieve(batch_id)
+                elif batch_id and not action and method == "DELETE":
+                    answer = store.delete(batch_id)
+                elif batch_id and action == "cancel" and method == "POST":
+                    answer = store.cancel(batch_id)
+                elif batch_id and action == "results" and method == "GET":
+                    exchange.status, exchange.outcome = 200, "ok"
+                    return Response(
+                        store.results(batch_id), "application/binary", headers=self._headers(exchange)
+                    )
+                else:
+                    raise Rejection(404, "Not found", "not_found")
+        except BatchError as exc:
+            raise Rejection(exc.status, exc.message, "batch_error") from None
+        exchange.status, exchange.outcome = 200, "ok"
+        return Response(batch_json(answer, base_url), JSON_CONTENT_TYPE, headers=self._headers(exchange))
 
     async def _not_found(self, _request: Request, _exchange: Exchange) -> Answer:
         raise Rejection(404, "Not found", "not_found")
