@@ -27,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .attempts import Cancelled, Fatal, Ok, run_attempts
+from .attempts import Cancelled, Fatal, Ok, Unavailable, run_attempts
 from .budget import Budget
 from .config import RunConfig, default_summary
 from .errors import (
@@ -35,12 +35,14 @@ from .errors import (
     ExitCode,
     FatalAPIError,
     InternalError,
+    OutageError,
     OutputWriteError,
     UsageError,
 )
 from .eventloop import new_event_loop
 from .inputs import Request, deprecation_warnings
 from .limiter import LaunchController
+from .outage import Breaker
 from .plan import Plan, make_plan, requests
 from .pricing import Pricer
 from .progress import Progress
@@ -56,6 +58,7 @@ from .results import (
     rewrite_in_order,
 )
 from .summary import RunStats, SummaryBuilder, summarize_file, write_summary
+from .systematic import SystematicErrors
 from .transport import Sender
 from .transport.failures import Failure, classify
 
@@ -71,6 +74,7 @@ class StopReason(StrEnum):
     COMPLETED = "completed"
     BUDGET = "budget"  # --max-cost: the next item could have passed it
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM
+    OUTAGE = "outage"  # the API stayed unavailable past --max-outage; raised after the summary
     ERROR = "error"  # a run-level error (refused account, disk, a bug); raised after the summary
 
 
@@ -105,6 +109,8 @@ class RunReport:
             return ExitCode.INTERRUPTED
         if self.stopped_by_budget:
             return ExitCode.BUDGET
+        if self.stopped is StopReason.OUTAGE:
+            return ExitCode.OUTAGE
         errors = self.total_line.get("errors") or 0
         if self.fail_on_error_rate is None:
             return ExitCode.ITEM_ERRORS if errors else ExitCode.OK
@@ -207,6 +213,8 @@ class _Run:
         self.writer: ResultWriter | None = None
         self.progress: Progress = Progress(0, 0)
         self.controller: LaunchController | None = None
+        self.breaker = Breaker(config.retry.max_outage)
+        self.systematic = SystematicErrors()
         self.sender: Sender | None = None
         self.secret: str | None = config.api_key
         self._counted = SummaryBuilder()
@@ -362,6 +370,8 @@ class _Run:
             if self.stopped is StopReason.COMPLETED:  # not our own stop: our caller cancelled the run
                 raise
         finally:
+            for held in self.systematic.release():
+                self._finish(*held)
             if watching:
                 _remove_signal_handlers(loop)
             for task in background:
@@ -438,6 +448,7 @@ class _Run:
                 request,
                 self.sender,
                 self.controller,
+                self.breaker,
                 self.config.retry,
                 rng=self._rng,
                 secret=self.secret,
@@ -448,6 +459,10 @@ class _Run:
             if isinstance(outcome, Fatal):
                 self._stop(_fatal_error(outcome.failure, self.output))
                 return
+            if isinstance(outcome, Unavailable):
+                self._stop(self._outage_error(), StopReason.OUTAGE)
+                return
+            finished = [(request, record)]
             if isinstance(outcome, Ok):
                 try:
                     record = ok_record(
@@ -461,19 +476,32 @@ class _Run:
                 except Exception as exc:  # the reply came and is paid for: that item fails, the run goes on
                     failure = classify(exc, secret=self.secret)
                     record = error_record(request, failure, outcome.attempts, outcome.retries)
+                finished = [*self.systematic.succeeded(), (request, record)]
             else:
                 record = error_record(request, outcome.failure, outcome.attempts, outcome.retries)
-            record = self._write(request, record)
-            if record is None:
-                return
-            self._counted.add(record)
-            usage = record.get("usage") or {}
-            self.progress.item_done(
-                record["status"] == "ok", usage.get("output_tokens") or 0, record["cost_usd"]
-            )
+                finished = self.systematic.failed(request, record, outcome.failure)
+                if self.systematic.tripped is not None:
+                    self._stop(_systematic_error(self.systematic.tripped, self.systematic.count, self.output))
+            for item in finished:
+                written = self._finish(*item)
+                if item[0] is request:
+                    record = written
+                if written is None:
+                    return
         finally:
             if self.budget is not None:
                 self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
+
+    def _finish(self, request: Request, record: ResultRecord) -> ResultRecord | None:
+        """Write and count one finished item; None when the run must stop (the disk failed)."""
+        written = self._write(request, record)
+        if written is not None:
+            self._counted.add(written)
+            usage = written.get("usage") or {}
+            self.progress.item_done(
+                written["status"] == "ok", usage.get("output_tokens") or 0, written["cost_usd"]
+            )
+        return written
 
     def _write(self, request: Request, record: ResultRecord) -> ResultRecord | None:
         """Append `record`; what was written, or None when the run must stop (the disk failed)."""
@@ -502,7 +530,27 @@ class _Run:
     async def _tick_progress(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self._show_outage()
             self.progress.tick()
+
+    def _show_outage(self) -> None:
+        """Say when an outage begins and ends, and keep its note on the progress line while it lasts."""
+        notice = self.breaker.notice()
+        if notice is not None and self.progress.notice is None:
+            self.host.log(
+                f"{notice}: {self.breaker.describe_failure()}. Nothing new is launched until a probe "
+                f"succeeds; the run stops after --max-outage {self.config.retry.max_outage:g} s"
+            )
+        elif notice is None and self.progress.notice is not None:
+            self.host.log("API available again: resuming")
+        self.progress.notice = notice
+
+    def _outage_error(self) -> OutageError:
+        return OutageError(
+            f"the API has been unavailable since {self.breaker.since}, longer than --max-outage "
+            f"{self.config.retry.max_outage:g} s (last error: {self.breaker.describe_failure()}). Unfinished "
+            f"items are not recorded; results already written to {self.output} are kept."
+        )
 
     @property
     def _launching(self) -> bool:
@@ -512,7 +560,7 @@ class _Run:
     def _stopping(self) -> bool:
         """Whether a stop cancels what is in flight (a budget stop lets it finish); true at once, before the
         cancel lands."""
-        return self.stopped is StopReason.INTERRUPTED or self.stopped is StopReason.ERROR
+        return self.stopped in (StopReason.INTERRUPTED, StopReason.ERROR, StopReason.OUTAGE)
 
     def _stop(self, error: BatchstreamError | None, reason: StopReason = StopReason.ERROR) -> None:
         """Stop launching and cancel what is in flight (it runs again on resume); the first reason wins."""
@@ -544,16 +592,31 @@ def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
             loop.remove_signal_handler(signum)
 
 
+_FATAL_CAUSES = {
+    "authentication": "the API rejected the API key",
+    "permission": "the API key is not allowed to do this",
+    "billing": "the account cannot pay for more requests",
+    "usage_limit": "the organisation's usage limit is reached",
+    "certificate": "the server's TLS certificate does not verify (check SSL_CERT_FILE, a proxy, --base-url)",
+}
+
+
 def _fatal_error(failure: Failure, output: Path) -> FatalAPIError:
-    what = {
-        "authentication": "the API rejected the API key",
-        "permission": "the API key is not allowed to do this",
-        "billing": "the account cannot pay for more requests",
-    }[failure.cause]
+    status = f"HTTP {failure.status} " if failure.status is not None else ""
     return FatalAPIError(
-        f"{what} (HTTP {failure.status} {failure.type}: {failure.message}). Every remaining item would fail "
-        f"the same way, so the run stopped. Results already written to {output} are kept; fix the cause "
-        "and run the same command again to resume."
+        f"{_FATAL_CAUSES[failure.cause]} ({status}{failure.type}: {failure.message}). Every remaining item "
+        f"would fail the same way, so the run stopped. Results already written to {output} are kept; fix "
+        "the cause and run the same command again to resume."
+    )
+
+
+def _systematic_error(failure: Failure, count: int, output: Path) -> FatalAPIError:
+    status = f"HTTP {failure.status} " if failure.status is not None else ""
+    return FatalAPIError(
+        f"the first {count} items all failed the same way and none succeeded ({status}{failure.type}: "
+        f"{failure.message}), so the run stopped instead of spending the whole file on it. Those items are "
+        f"not recorded; results already written to {output} are kept. Fix the cause and run the same "
+        "command again."
     )
 
 
