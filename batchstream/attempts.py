@@ -87,8 +87,10 @@ async def run_attempts(
             controller.release()
             breaker.abandoned(turn)
             return Cancelled()
+        if not breaker.begin(turn):  # an outage began while it waited: it waits for the probes instead
+            controller.release()
+            continue
         attempt += 1
-        breaker.begin(turn)
         try:
             # Not an anyio cancel scope or asyncio.timeout, which cost several times as much; all cancel the
             # same way, so a stop still gets through.

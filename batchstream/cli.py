@@ -568,6 +568,21 @@ def _probability(name: str, what: str) -> Any:
     help="retry-after seconds sent with injected 429/529.",
 )
 @click.option(
+    "--outage",
+    "outage_s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds, from the first request, during which every request fails with --outage-kind.",
+)
+@click.option("--outage-kind", type=click.Choice(["529", "500", "reset"]), default="529", show_default=True)
+@click.option(
+    "--account",
+    type=click.Choice(["credit_exhausted", "usage_limit"]),
+    help="Refuse every request as the API refuses an account out of credit or past its spend limit (400).",
+)
+@click.option("--missing-model", metavar="MODEL", help="Answer requests for MODEL with 404 not_found_error.")
+@click.option(
     "--seed",
     type=int,
     default=0,

@@ -30,7 +30,7 @@ DECLARE_AFTER_FAILURES = 3
 DECLARE_AFTER_S = 2.0
 # Probes: the first this long after the outage is declared, then twice as long each time, up to the cap.
 FIRST_PROBE_S = 1.0
-MAX_PROBE_S = 30.0
+MAX_PROBE_S = 10.0
 
 
 class Turn:
@@ -95,9 +95,14 @@ class Breaker:
             with contextlib.suppress(TimeoutError), Deadline(max(0.0, wake - now)):
                 await changed.wait()
 
-    def begin(self, turn: Turn) -> None:
-        """The attempt is sent now: a success elsewhere from here on shows the service was up meanwhile."""
+    def begin(self, turn: Turn) -> bool:
+        """Whether the attempt may be sent now, having waited for the launch controller since its turn: not
+        when an outage was declared meanwhile (it waits for the probes instead). From here on, a success
+        elsewhere shows the service was up while it ran."""
+        if self.down and not turn.probe:
+            return False
         turn.started = self._clock()
+        return True
 
     def succeeded(self) -> bool:
         """A reply came; True when it ends an outage (the caller restores full speed)."""
