@@ -75,7 +75,7 @@ async def run_attempts(
     retries: dict[str, int] = {}
     attempt = charged = 0
     while True:
-        turn = await breaker.turn()
+        turn = await breaker.turn(request.id)
         if turn is None:
             return Unavailable()
         try:

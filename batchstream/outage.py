@@ -1,16 +1,18 @@
 """The run-wide circuit breaker: an outage pauses the run instead of burning the batch into error rows.
 
-One item's attempts cannot tell a bad request from a dead service; the run can. When attempts across the
-run keep failing with causes an outage would also give (connection refused, DNS, 5xx, 529, stalls: see
-`Failure.outage`) and none succeeds, those failures are not charged to the items' `--max-attempts`, and once
-that has gone on for a short while the run is in an outage: nothing new is launched, and one request at a
-time probes the service on a growing interval (or the server's `retry-after`). The first success anywhere
-ends it and the run goes on at full speed. An outage longer than `--max-outage` ends the run (exit 4);
-what was not finished is not recorded, so running the same command again does it.
+One item's attempts cannot tell a bad request from a dead service; the run can. When attempts of several
+items keep failing with causes an outage would also give (connection refused, DNS, 5xx, 529, stalls: see
+`Failure.outage`) and nothing succeeds, those failures are not charged to the items' `--max-attempts`, and
+once that has gone on for a short while the run is in an outage: nothing new is launched, and one request
+at a time probes the service on a growing interval (or the server's `retry-after`, if longer). The first
+success anywhere ends it and the run goes on at full speed. An outage longer than `--max-outage` ends the
+run (exit 4); what was not finished is not recorded, so running the same command again does it.
 
-`--max-attempts` keeps its meaning where it matters: a failure is charged to its item when some other
-request succeeded while that attempt was under way, so an item that fails while others succeed still ends
-in error after its attempts.
+`--max-attempts` keeps its meaning where it matters. A failure is charged to its item when some request
+succeeded while that attempt was under way (others succeed: the failure is this item's), and while fewer
+than `SUSPECT_ITEMS` different items have failed since the last success (one or two items failing over
+and over are those items' problem, not the service's). So the first items caught by an outage may spend
+one attempt each, and an item that keeps failing while the rest of the run goes well still ends in error.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from .deadline import Deadline
 from .transport.failures import Failure
 
-# An outage is declared after this many failures in a row across the run, with no success between them,
-# spread over at least this long: a blip that fails the requests of one moment is not one.
-DECLARE_AFTER_FAILURES = 3
+# Failures of this many different items since the last success, with none succeeding meanwhile, make the
+# failures the service's rather than the items'.
+SUSPECT_ITEMS = 3
+# ... and when they have gone on for this long, the run is in an outage: a blip is not one.
 DECLARE_AFTER_S = 2.0
 # Probes: the first this long after the outage is declared, then twice as long each time, up to the cap.
 FIRST_PROBE_S = 1.0
@@ -34,11 +37,12 @@ MAX_PROBE_S = 10.0
 
 
 class Turn:
-    """One attempt's passage through the breaker: when it started, and whether it is the outage's probe."""
+    """One attempt's passage through the breaker: whose, when it was sent, and whether it is a probe."""
 
-    __slots__ = ("probe", "started")
+    __slots__ = ("item", "probe", "started")
 
-    def __init__(self, started: float, probe: bool) -> None:
+    def __init__(self, item: Hashable, started: float, probe: bool) -> None:
+        self.item = item
         self.started = started
         self.probe = probe
 
@@ -61,9 +65,9 @@ class Breaker:
         self._clock = clock
         self._wall_clock = wall_clock
         self._last_success = -math.inf
-        self._failing_since: float | None = None  # the first failure since the last success
+        self._failing_since: float | None = None  # the first outage-like failure since the last success
         self._failing_since_wall = 0.0
-        self._failures = 0  # outage-like failures since the last success
+        self._failing_items: set[Hashable] = set()  # up to SUSPECT_ITEMS of the items failing since then
         self.last_failure: Failure | None = None
         self.down = False  # an outage is declared: launches wait for probes
         self.gave_up = False  # the outage outlasted max_outage_s
@@ -74,21 +78,22 @@ class Breaker:
 
     # -- what attempts ask ----------------------------------------------------------------------------------
 
-    async def turn(self) -> Turn | None:
-        """Wait until an attempt may start; None once the outage has outlasted `max_outage_s`."""
+    async def turn(self, item: Hashable) -> Turn | None:
+        """Wait until an attempt of `item` may start; None once the outage has outlasted `max_outage_s`."""
         while True:
             if self.gave_up:
                 return None
             now = self._clock()
             if not self.down:
-                return Turn(now, probe=False)
-            if self._failing_since is not None and now - self._failing_since >= self.max_outage_s:
+                return Turn(item, now, probe=False)
+            if self._outlasted(now):
                 self._give_up()
                 return None
             if not self._probing and now >= self._next_probe:
                 self._probing = True
-                return Turn(now, probe=True)
-            wake = self._failing_since + self.max_outage_s if self._failing_since is not None else math.inf
+                return Turn(item, now, probe=True)
+            assert self._failing_since is not None  # down implies failing
+            wake = self._failing_since + self.max_outage_s
             if not self._probing:
                 wake = min(wake, self._next_probe)
             changed = self._changed
@@ -108,10 +113,9 @@ class Breaker:
         """A reply came; True when it ends an outage (the caller restores full speed)."""
         self._last_success = self._clock()
         self._failing_since = None
-        self._failures = 0
+        self._failing_items.clear()
         ended = self.down
-        self.down = False
-        self._probing = False
+        self.down = self._probing = False
         self._interval = FIRST_PROBE_S
         if ended:
             self._notify()
@@ -123,34 +127,34 @@ class Breaker:
         Failures an outage would not explain (a bad request, a 429) say the service is there: they are the
         item's own, and neither start nor end an outage.
         """
+        now = self._clock()
         if turn.probe:
             self._probing = False
         if not failure.outage:
             if turn.probe:
-                self._next_probe = self._clock()  # not an answer about the outage: probe again at once
+                self._next_probe = now  # no answer about the outage: probe again at once
                 self._notify()
             return True
         if self._last_success > turn.started:
             return True  # others succeeded meanwhile: this one is the item's own
-        now = self._clock()
         self.last_failure = failure
         if self._failing_since is None:
             self._failing_since = now
             self._failing_since_wall = self._wall_clock()
-        self._failures += 1
-        if not self.down and (
-            self._failures >= DECLARE_AFTER_FAILURES and now - self._failing_since >= DECLARE_AFTER_S
-        ):
+        if len(self._failing_items) < SUSPECT_ITEMS:
+            self._failing_items.add(turn.item)
+        suspect = len(self._failing_items) >= SUSPECT_ITEMS
+        if not self.down and suspect and now - self._failing_since >= DECLARE_AFTER_S:
             self.down = True
             self._interval = FIRST_PROBE_S
             self._next_probe = now + self._wait(failure)
         elif turn.probe:
             self._interval = min(self._interval * 2, MAX_PROBE_S)
             self._next_probe = now + self._wait(failure)
-        if now - self._failing_since >= self.max_outage_s:
+        if suspect and self._outlasted(now):
             self._give_up()
         self._notify()
-        return False
+        return not suspect
 
     def abandoned(self, turn: Turn) -> None:
         """The attempt ended without an answer either way (the run stopped): let another probe go."""
@@ -164,10 +168,6 @@ class Breaker:
     def since(self) -> str:
         """When the failures began, as a local HH:MM:SS."""
         return time.strftime("%H:%M:%S", time.localtime(self._failing_since_wall))
-
-    @property
-    def interval_s(self) -> float:
-        return self._interval
 
     def notice(self) -> str | None:
         """The progress line's note while an outage lasts."""
@@ -183,6 +183,9 @@ class Breaker:
         return f"{status}{failure.type}: {failure.message}"
 
     # -- inside ---------------------------------------------------------------------------------------------
+
+    def _outlasted(self, now: float) -> bool:
+        return self._failing_since is not None and now - self._failing_since >= self.max_outage_s
 
     def _wait(self, failure: Failure) -> float:
         """Until the next probe: the interval, or the server's retry-after where it asks for longer."""

@@ -45,8 +45,9 @@ _ACCOUNT_STOP_MESSAGES = (
 )
 _ACCOUNT_STOP_STATUSES = frozenset({400, 429})
 # Causes of a failed attempt that say the service (or the way to it) is down, not that this request is bad:
-# when every attempt across the run fails with one of these, the run is in an outage (see outage.py).
-OUTAGE_CAUSES = frozenset({"connection", "stall", "timeout", "server_error", "overloaded", "incomplete"})
+# when every attempt across the run fails with one of these, the run is in an outage (see outage.py). Not
+# our own --timeout: a reply still streaming when the attempt's time is up is that item's long reply.
+OUTAGE_CAUSES = frozenset({"connection", "stall", "server_error", "overloaded", "incomplete"})
 
 # Error types an `error` event can carry mid-stream that are worth another attempt.
 _RETRY_EVENT_TYPES = {
@@ -76,8 +77,9 @@ class Failure:
 
     @property
     def outage(self) -> bool:
-        """A failure that a whole-service outage would also cause (see OUTAGE_CAUSES)."""
-        return self.cause in OUTAGE_CAUSES
+        """A failure that a whole-service outage would also cause (see OUTAGE_CAUSES), a gateway's 504
+        among them."""
+        return self.cause in OUTAGE_CAUSES or (self.cause == "timeout" and self.status is not None)
 
     @property
     def throttled(self) -> bool:
