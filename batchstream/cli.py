@@ -578,8 +578,9 @@ def _probability(name: str, what: str) -> Any:
 @click.option("--outage-kind", type=click.Choice(["529", "500", "reset"]), default="529", show_default=True)
 @click.option(
     "--account",
-    type=click.Choice(["credit_exhausted", "usage_limit"]),
-    help="Refuse every request as the API refuses an account out of credit or past its spend limit (400).",
+    type=click.Choice(["credit_exhausted", "usage_limit", "spend_limit"]),
+    help="Refuse every request as the API refuses an account out of credit (400) or past its usage (400) "
+    "or spend (429) limit.",
 )
 @click.option("--missing-model", metavar="MODEL", help="Answer requests for MODEL with 404 not_found_error.")
 @click.option(

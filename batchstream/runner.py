@@ -370,6 +370,7 @@ class _Run:
             if self.stopped is StopReason.COMPLETED:  # not our own stop: our caller cancelled the run
                 raise
         finally:
+            self._show_outage()  # an outage that ended since the last tick says so
             for held in self.systematic.release():
                 self._finish(*held)
             if watching:
@@ -596,7 +597,7 @@ _FATAL_CAUSES = {
     "authentication": "the API rejected the API key",
     "permission": "the API key is not allowed to do this",
     "billing": "the account cannot pay for more requests",
-    "usage_limit": "the organisation's usage limit is reached",
+    "usage_limit": "the account has reached its usage or spend limit",
     "certificate": "the server's TLS certificate does not verify (check SSL_CERT_FILE, a proxy, --base-url)",
 }
 

@@ -16,7 +16,7 @@ DEFAULT_REPLY_TOKENS = (20, 80)
 # How an outage answers every request while it lasts: an error status, or a connection cut before any answer.
 OUTAGE_KINDS = ("529", "500", "reset")
 # Account states in which the API refuses every request, with the answer it gives (see wire.py).
-ACCOUNT_STATES = ("credit_exhausted", "usage_limit")
+ACCOUNT_STATES = ("credit_exhausted", "usage_limit", "spend_limit")
 
 
 @dataclass

@@ -27,6 +27,7 @@ from .wire import (
     CREDIT_EXHAUSTED_MESSAGE,
     DEFAULT_ERROR_MESSAGES,
     JSON_CONTENT_TYPE,
+    SPEND_LIMIT_MESSAGE,
     SSE_HEADERS,
     error_body,
     message_object,
@@ -283,6 +284,8 @@ class Simulator:
             raise Rejection(400, CREDIT_EXHAUSTED_MESSAGE, "credit_exhausted")
         if account == "usage_limit":
             raise Rejection(400, usage_limit_message(time.time()), "usage_limit")
+        if account == "spend_limit":
+            raise Rejection(429, SPEND_LIMIT_MESSAGE, "spend_limit")
         if model == self.config.missing_model:
             raise Rejection(404, model_not_found_message(model), "model_not_found")
 

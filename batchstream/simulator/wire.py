@@ -60,6 +60,11 @@ def usage_limit_message(now_s: float) -> str:
     )
 
 
+# A monthly spend limit, as a 429 rate_limit_error (reported in NousResearch/hermes-agent#91106): unlike a
+# rate limit's 429, it does not clear by waiting a minute.
+SPEND_LIMIT_MESSAGE = "This request would exceed your account's monthly spend limit."
+
+
 def model_not_found_message(model: str) -> str:
     """A model the API does not serve (unknown, or retired): 404 not_found_error."""
     return f"model: {model}"

@@ -1,0 +1,135 @@
+"""Outages, account stops and systematic errors end or pause the run; they never burn the batch into errors.
+
+Each check runs the real CLI against the simulator (or against nothing at all), as a user would, and
+reads what the results file, the exit code, stderr and the simulator's own counts say.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import assert_exact_replies, prompt_body, read_jsonl, run_items
+
+from batchstream.simulator import SimulatorThread, request_key
+
+SimFactory = Callable[..., SimulatorThread]
+
+# Tight retries for every item: two attempts, no real waiting. Without the breaker, an outage of a few
+# seconds would spend them all and record every item as an error.
+TIGHT = ("--max-attempts", "2", "--backoff-base", "0.01", "--backoff-cap", "0.2", "-c", "8")
+PROMPTS = {f"item-{i:02d}": f"Outage item {i}: say something." for i in range(24)}
+
+
+def completions_once(sim: SimulatorThread, prompts: dict[str, str]) -> None:
+    """The simulator completed each prompt exactly once: nothing was paid for twice."""
+    want = {request_key(prompt_body(prompt)): 1 for prompt in prompts.values()}
+    assert sim.stats()["completions_per_key"] == want
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_529_storm_pauses_the_run_and_every_item_then_ends_ok_once(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    # Every request fails with 529 for 5 s from the first one; then the service is back.
+    sim = simulator_factory(outage_s=5, outage_kind="529", retry_after_s=1)
+    done = run_items(tmp_path, sim.base_url, PROMPTS, *TIGHT)
+
+    assert_exact_replies(done, PROMPTS, attempts=None)
+    completions_once(sim, PROMPTS)
+    # Few requests during the storm: the first wave, a few retries before the outage is declared, then one
+    # probe at a time (every item retrying on its own would have sent 2 x 24 and recorded 24 errors).
+    during = sim.stats()["faults"]["outage"]
+    assert 8 <= during <= 24, during
+    assert "API unavailable since " in done.stderr
+    assert "(probing every 1 s): HTTP 529 overloaded_error: Overloaded" in done.stderr
+    assert "API available again: resuming" in done.stderr
+    rows = read_jsonl(tmp_path / "in.results.jsonl")
+    assert sum(row["attempts"] - 1 for row in rows) == during  # each failed attempt was retried, not charged
+
+
+@pytest.mark.parametrize("where", ["closed port", "unknown host"])
+def test_an_unreachable_api_ends_with_exit_4_and_a_resume_completes_each_item_once(
+    tmp_path: Path, simulator_factory: SimFactory, where: str
+) -> None:
+    base_url = f"http://127.0.0.1:{closed_port()}" if where == "closed port" else "http://api.outage.invalid"
+    down = run_items(tmp_path, base_url, PROMPTS, *TIGHT, "--max-outage", "1.5")
+
+    assert down.returncode == 4, down.stderr
+    assert "Traceback" not in down.stderr, down.stderr
+    assert down.rows == []  # no item recorded, as an error or at all
+    assert "error: the API has been unavailable since " in down.stderr
+    assert "longer than --max-outage 1.5 s (last error: connection_error: " in down.stderr
+    assert "Unfinished items are not recorded" in down.stderr
+    assert "resume with:\n  batchstream run " in down.stderr
+    summary = read_jsonl(tmp_path / "in.results.summary.jsonl")
+    assert [line["stopped"] for line in summary if line["kind"] == "total"] == ["outage"]
+
+    sim = simulator_factory()
+    resumed = run_items(tmp_path, sim.base_url, PROMPTS, *TIGHT)
+    assert_exact_replies(resumed, PROMPTS)
+    completions_once(sim, PROMPTS)
+
+
+@pytest.mark.parametrize(
+    ("account", "status", "says"),
+    [
+        ("credit_exhausted", 400, "Your credit balance is too low to access the Anthropic API."),
+        ("usage_limit", 400, "You have reached your specified API usage limits."),
+        ("spend_limit", 429, "This request would exceed your account's monthly spend limit."),
+    ],
+)
+def test_an_account_that_cannot_go_on_stops_the_run_after_the_first_answer(
+    tmp_path: Path, simulator_factory: SimFactory, account: str, status: int, says: str
+) -> None:
+    sim = simulator_factory(account=account)
+    done = run_items(tmp_path, sim.base_url, PROMPTS, "-c", "1")
+
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.rows == []
+    assert f"(HTTP {status} " in done.stderr and says in done.stderr
+    assert "Every remaining item would fail the same way, so the run stopped." in done.stderr
+    assert sim.stats()["by_status"] == {str(status): 1}
+
+
+def test_a_model_that_is_not_there_stops_the_run_after_ten_items_none_recorded(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    sim = simulator_factory(missing_model="claude-gone-1")
+    done = run_items(tmp_path, sim.base_url, PROMPTS, "--model", "claude-gone-1", "-c", "4")
+
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.rows == []  # not recorded as errors: the corrected command runs them
+    assert (
+        "error: the first 10 items all failed the same way and none succeeded "
+        "(HTTP 404 not_found_error: model: claude-gone-1)"
+    ) in done.stderr
+    refused = sim.stats()["by_status"]["404"]
+    assert 10 <= refused <= 10 + 4, refused  # the ten, and at most what was in flight with them
+
+    fixed = run_items(tmp_path, sim.base_url, PROMPTS)
+    assert_exact_replies(fixed, PROMPTS)
+    completions_once(sim, PROMPTS)
+
+
+def test_fewer_identical_errors_than_ten_are_recorded_as_the_errors_they_are(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    sim = simulator_factory(missing_model="claude-gone-1")
+    prompts = dict(list(PROMPTS.items())[:4])
+    done = run_items(tmp_path, sim.base_url, prompts, "--model", "claude-gone-1")
+
+    assert done.returncode == 1, done.stderr
+    assert sorted(row["id"] for row in done.rows) == sorted(prompts)
+    for row in done.rows:
+        assert row["status"] == "error"
+        assert row["error"] == {"type": "not_found_error", "message": "model: claude-gone-1", "status": 404}
