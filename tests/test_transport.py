@@ -166,6 +166,29 @@ def test_error_answers_become_the_sdks_exception_and_their_failure(
     assert got.request_id == error.request_id
 
 
+@pytest.mark.parametrize(
+    ("knobs", "want"),
+    [
+        ({"account": "credit_exhausted"}, ("billing", False, True, 400, "invalid_request_error")),
+        ({"account": "usage_limit"}, ("usage_limit", False, True, 400, "invalid_request_error")),
+        ({"account": "spend_limit"}, ("usage_limit", False, True, 429, "rate_limit_error")),
+        ({"missing_model": "claude-sonnet-5-5"}, ("client_error", False, False, 404, "not_found_error")),
+        ({"rpm": 1}, ("rate_limit", True, False, 429, "rate_limit_error")),  # a rate limit's 429 waits
+    ],
+)
+def test_an_account_that_cannot_go_on_is_fatal_by_the_apis_own_words(
+    simulator_factory: Callable[..., SimulatorThread], knobs: dict[str, Any], want: tuple[Any, ...]
+) -> None:
+    sim = simulator_factory(**knobs)
+    if "rpm" in knobs:
+        _outcome_or_failure(sim.base_url, "Use up the minute.")
+    error = _outcome_or_failure(sim.base_url, "Hello.")
+    assert isinstance(error, anthropic.APIStatusError), error
+    got = classify(error)
+    assert (got.cause, got.retryable, got.fatal, got.status, got.type) == want
+    assert got.message == error.body["error"]["message"]
+
+
 def test_the_simulators_reply_is_assembled(simulator: SimulatorThread) -> None:
     prompt = "Say something long enough to span several events."
     want = expected_reply(
