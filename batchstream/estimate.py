@@ -9,6 +9,7 @@ its full max_tokens (max), plus a "typical" figure priced at an earlier run's me
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections import Counter
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anthropic
-import anyio
 import orjson
 
+from .apifields import COUNT_TOKENS_FIELDS
 from .errors import FatalAPIError, UsageError
 from .inputs import Defaults, Request, deprecation_warnings, iter_requests
 from .pricing import Pricer
@@ -37,21 +38,6 @@ __all__ = ["APPROXIMATE", "COUNT_TOKENS", "Estimate", "Projection", "estimate", 
 
 _log = logging.getLogger(__name__)
 
-# The request fields count_tokens accepts; it refuses the others (max_tokens, sampling) as extra inputs.
-_COUNT_TOKENS_FIELDS = frozenset(
-    {
-        "system",
-        "tools",
-        "tool_choice",
-        "thinking",
-        "mcp_servers",
-        "context_management",
-        "output_config",
-        "output_format",
-        "cache_control",
-        "speed",
-    }
-)
 _COST_PLACES = Decimal("1e-9")  # as in the summary: summed costs rounded to 9 decimals, free of float noise
 COUNT_TOKENS = "count_tokens"
 APPROXIMATE = "approximate"
@@ -202,7 +188,7 @@ class _TokenCounter:
     async def count(self, request: Request) -> int | None:
         params = request.params
         # The optional fields travel in extra_body exactly as the line gives them, as `run` sends them.
-        extra = {key: value for key, value in params.items() if key in _COUNT_TOKENS_FIELDS}
+        extra = {key: value for key, value in params.items() if key in COUNT_TOKENS_FIELDS}
         kwargs: dict[str, Any] = {"model": params["model"], "messages": params["messages"]}
         try:
             if request.betas:
@@ -228,7 +214,7 @@ class _TokenCounter:
     async def count_all(
         self, requests: Iterable[Request], concurrency: int, done: Callable[[Request, int | None], None]
     ) -> None:
-        slots = anyio.Semaphore(concurrency)
+        slots = asyncio.Semaphore(concurrency)
 
         async def count_one(request: Request) -> None:
             try:
@@ -237,10 +223,10 @@ class _TokenCounter:
                 slots.release()
 
         try:
-            async with self._client, anyio.create_task_group() as tasks:
+            async with self._client, asyncio.TaskGroup() as tasks:
                 for request in requests:
                     await slots.acquire()
-                    tasks.start_soon(count_one, request)
+                    tasks.create_task(count_one(request))
         except* FatalAPIError as group:
             raise group.exceptions[0] from None
 
@@ -290,7 +276,7 @@ def estimate(
 
                 base_url = stack.enter_context(SimulatorThread()).base_url
             counter = _TokenCounter(key, base_url, defaults.api_version)
-            anyio.run(counter.count_all, requests(), concurrency, projector.add, backend="asyncio")
+            asyncio.run(counter.count_all(requests(), concurrency, projector.add))
     for message in deprecation_warnings(projector.models):
         warn(message)
     if mean_outputs is not None:

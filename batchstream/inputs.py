@@ -23,52 +23,22 @@ from typing import Any, NamedTuple, overload
 
 import orjson
 
+from .apifields import (
+    LEGACY_API_VERSION,
+    MESSAGES_FIELDS,
+    NO_SAMPLING_MODEL,
+    SAMPLING_FIELDS,
+    SAMPLING_REMOVED_IN,
+)
 from .errors import InputError
 from .sdkinfo import deprecated_models, sdk_api_version
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 1024
 
-API_PARAMS: frozenset[str] = frozenset(
-    {
-        "model",
-        "max_tokens",
-        "messages",
-        "system",
-        "metadata",
-        "stop_sequences",
-        "temperature",
-        "top_p",
-        "top_k",
-        "tools",
-        "tool_choice",
-        "thinking",
-        "service_tier",
-        "container",
-        "mcp_servers",
-        "context_management",
-        "output_config",
-        "output_format",
-        "inference_geo",
-        "speed",
-        "cache_control",
-        "diagnostics",
-    }
-)
-
-# The API versions batchstream knows the rules of. The older one still takes the sampling parameters
-# (except on the models below); the newer one, which SDK 2.x sends by default, refuses them at any value,
-# as well as document blocks in assistant messages and citations on text blocks in user messages.
-LEGACY_API_VERSION = "2023-06-01"
-API_VERSION_2026 = "2026-10-21"
-SAMPLING_KEYS = ("temperature", "top_p", "top_k")
-# Models that refuse the sampling parameters even on 2023-06-01 ("`temperature` is deprecated for this
-# model."): Opus 4.7 and 4.8, and every generation-5 model, dated snapshots included.
-_NO_SAMPLING_MODEL = re.compile(r"claude-(?:[a-z]+-5|opus-4-[78])(?:-.*)?")
-
 # Keys of a line that belong to batchstream, not to the request body.
 _LINE_KEYS = frozenset({"id", "custom_id", "prompt", "params", "meta", "betas"})
-_TOP_KEYS = API_PARAMS | _LINE_KEYS
+_TOP_KEYS = MESSAGES_FIELDS | _LINE_KEYS
 # The Message Batches API's rule, so a file in its request format can also be submitted there unchanged.
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _SHOW_LIMIT = 40
@@ -118,12 +88,12 @@ class Defaults:
 
 def accepts_sampling(api_version: str) -> bool:
     """Whether requests sent with this `anthropic-version` may carry temperature, top_p or top_k at all."""
-    return api_version < API_VERSION_2026
+    return api_version < SAMPLING_REMOVED_IN
 
 
 def model_accepts_sampling(model: str) -> bool:
     """Whether `model` takes the sampling parameters on an API version that does (see accepts_sampling)."""
-    return not _NO_SAMPLING_MODEL.fullmatch(model)
+    return not NO_SAMPLING_MODEL.fullmatch(model)
 
 
 def deprecation_warnings(models: Iterable[str]) -> list[str]:
@@ -382,7 +352,7 @@ def _request_id(obj: dict[str, Any], issues: list[_Issue]) -> tuple[str, str] | 
 def _params(obj: dict[str, Any], defaults: Defaults, issues: list[_Issue]) -> dict[str, Any] | None:
     if "params" in obj:
         return _batches_params(obj, defaults, issues)
-    params = {key: value for key, value in obj.items() if key in API_PARAMS}
+    params = {key: value for key, value in obj.items() if key in MESSAGES_FIELDS}
     if "prompt" in obj and "messages" in obj:
         issues.append((None, "both 'prompt' and 'messages' given; keep one"))
     elif "prompt" in obj:
@@ -403,12 +373,12 @@ def _batches_params(obj: dict[str, Any], defaults: Defaults, issues: list[_Issue
         return None
     if "prompt" in obj:
         issues.append(("params", "cannot be combined with 'prompt'; put the conversation in params.messages"))
-    mixed = sorted(key for key in obj if key in API_PARAMS)
+    mixed = sorted(key for key in obj if key in MESSAGES_FIELDS)
     if mixed:
         names = ", ".join(repr(key) for key in mixed)
         them = "it" if len(mixed) == 1 else "them"
         issues.append(("params", f"cannot be combined with top-level {names}; move {them} inside 'params'"))
-    _check_keys(body, API_PARAMS, "params.", issues)
+    _check_keys(body, MESSAGES_FIELDS, "params.", issues)
     if "messages" not in body:
         issues.append(("params.messages", "missing"))
     return _complete(dict(body), "params.", defaults, issues)
@@ -445,7 +415,7 @@ def _check_api_version(
     defaults filled in); return the sampling keys refused, whose values need no further check."""
     refused: set[str] = set()
     model = request.get("model")
-    for key in SAMPLING_KEYS:
+    for key in SAMPLING_FIELDS:
         if key not in request:
             continue
         given = "" if key in own else " (set by --temperature)"

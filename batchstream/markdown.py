@@ -11,13 +11,16 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import OutputWriteError
 from .results import read_results
 
 # The table cells and figures are the stderr table's, so both always show the same numbers.
 from .summary import _fmt, _table_row
+
+if TYPE_CHECKING:
+    from .record import ResultRecord
 
 __all__ = ["MAX_ERRORS", "append_github_step_summary", "first_errors", "markdown_summary"]
 
@@ -28,7 +31,7 @@ _HEADER = ("model", "items", "ok", "errors", "input tok", "output tok", "cost")
 _SPECIAL = re.compile(r"([\\`*_\[\]|~<>&])")
 
 
-def markdown_summary(lines: Sequence[Mapping[str, Any]], first_errors: Sequence[Mapping[str, Any]]) -> str:
+def markdown_summary(lines: Sequence[Mapping[str, Any]], first_errors: Sequence[ResultRecord]) -> str:
     """Totals, latency and TTFT, a per-model table and the first (at most 5) errors of a summary.
 
     `lines` are summary lines (`SummaryBuilder.lines()`), `first_errors` error result lines.
@@ -83,7 +86,7 @@ def markdown_summary(lines: Sequence[Mapping[str, Any]], first_errors: Sequence[
     return "\n".join(out)
 
 
-def _error_row(record: Mapping[str, Any]) -> str:
+def _error_row(record: ResultRecord) -> str:
     error = record.get("error")
     error = error if isinstance(error, Mapping) else {}
     status = error.get("status")
@@ -109,7 +112,7 @@ def _cell(text: str, limit: int | None = None) -> str:
     return _SPECIAL.sub(r"\\\1", text)
 
 
-def first_errors(path: str | os.PathLike[str], limit: int = MAX_ERRORS) -> list[dict[str, Any]]:
+def first_errors(path: str | os.PathLike[str], limit: int = MAX_ERRORS) -> list[ResultRecord]:
     """The first `limit` items whose result is an error, counting only each id's last line, as the summary.
 
     Two passes (last line per id, then the errors) keep memory to one entry per id.
@@ -121,7 +124,7 @@ def first_errors(path: str | os.PathLike[str], limit: int = MAX_ERRORS) -> list[
         for number, obj, _raw, _offset in read_results(path, bad_lines="skip")
         if obj is not None
     }
-    found: list[dict[str, Any]] = []
+    found: list[ResultRecord] = []
     for number, obj, _raw, _offset in read_results(path, bad_lines="skip"):
         if len(found) >= limit:
             break
@@ -130,7 +133,7 @@ def first_errors(path: str | os.PathLike[str], limit: int = MAX_ERRORS) -> list[
     return found
 
 
-def _id(record: Mapping[str, Any]) -> str | None:
+def _id(record: ResultRecord) -> str | None:
     item_id = record.get("id")
     return item_id if isinstance(item_id, str) else None
 

@@ -15,12 +15,15 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
 
 import orjson
 
 from .atomic import atomic_write
 from .errors import OutputWriteError, UsageError
+
+if TYPE_CHECKING:
+    from .record import ResultRecord
 
 
 class Recorded(NamedTuple):
@@ -37,8 +40,9 @@ BadLines = Literal["keep", "skip", "raise", "last"]
 
 # (line number, record or None for a bad line, the raw line, its byte offset). A plain tuple: a NamedTuple
 # took a sixth longer to read a file of 200k lines. Line numbers count blank lines too, as an editor does;
-# the raw line includes its newline (the file's last line may lack one).
-ResultLine = tuple[int, dict[str, Any] | None, bytes, int]
+# the raw line includes its newline (the file's last line may lack one). The record is what the line claims
+# to be: a file edited by hand may lack a field or hold another type, so readers use `.get` and check.
+ResultLine = tuple[int, "ResultRecord | None", bytes, int]
 
 
 class BadResultLine(ValueError):
@@ -295,7 +299,7 @@ class ResultWriter:
         """The file's length: the lines of earlier runs and those written since."""
         return self._size
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: ResultRecord) -> None:
         data = _dumps_line(record)
         try:
             _write_all(self._fd, data)
@@ -332,7 +336,7 @@ class ResultWriter:
             self._fd = -1
 
 
-def _dumps_line(record: dict[str, Any]) -> bytes:
+def _dumps_line(record: ResultRecord) -> bytes:
     try:
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:

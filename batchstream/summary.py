@@ -14,13 +14,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import orjson
 
 from .atomic import atomic_write
 from .results import read_results
 from .table import render
+
+if TYPE_CHECKING:
+    from .record import ResultRecord
 
 __all__ = ["RunStats", "SummaryBuilder", "format_table", "summarize_file", "write_summary"]
 
@@ -97,8 +100,8 @@ class SummaryBuilder:
         self._retries: Counter[str] = Counter()
         self._errors_by_type: Counter[str] = Counter()
 
-    def add(self, result: Mapping[str, Any]) -> None:
-        """Count one result line."""
+    def add(self, result: ResultRecord) -> None:
+        """Count one result line (read from a file, so any field may be missing or malformed)."""
         # Runs once per line of a results file that may hold 10^5+ lines: lookups are kept to one each.
         get = result.get
         model = get("model")
@@ -210,7 +213,7 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
 
-def _iter_records(path: Path, end: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
+def _iter_records(path: Path, end: int | None) -> Iterator[tuple[int, ResultRecord]]:
     """(line number, record) of the lines before byte `end`; a bad line is forgiven only last, where a crash
     mid-write leaves one, and anywhere else raises BadResultLine, a ValueError naming the line."""
     for number, record, _raw, _offset in read_results(path, bad_lines="last", end=end):

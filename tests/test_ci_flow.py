@@ -52,7 +52,7 @@ def test_a_budget_stops_the_run_and_a_higher_one_continues_it_without_paying_twi
     budget = round(worst * 4.5, 6)  # a few items' worst case, far less than the whole batch
 
     first = run_cli("run", inputs, "--max-tokens", "200", "--max-cost", str(budget), "-c", "4",
-                    base_url=simulator.base_url)  # fmt: skip
+                    base_url=simulator.base_url, process=True)  # fmt: skip  # the resume line quotes argv
     assert first.returncode == 3, first.stderr
     rows = read_jsonl(tmp_path / "evals.results.jsonl")
     assert 4 <= len(rows) < 30
@@ -105,18 +105,22 @@ def test_ordered_results_and_the_github_job_summary(tmp_path: Path, simulator) -
 
 def test_results_stream_to_stdout_and_a_checkpoint_resumes(tmp_path: Path, simulator) -> None:
     inputs = write_jsonl(tmp_path / "evals.jsonl", _rows(12))
-    plain = run_cli("run", inputs, "-o", "-", "-q", base_url=simulator.base_url)
+    plain = run_cli("run", inputs, "-o", "-", "-q", base_url=simulator.base_url, process=True)
     assert plain.returncode == 0, plain.stderr
     streamed = [line for line in plain.stdout.splitlines() if line]
     assert len(streamed) == 12
     assert not (tmp_path / "evals.results.jsonl").exists()
 
     checkpoint = tmp_path / "ck.jsonl"
-    first = run_cli("run", inputs, "-o", "-", "--checkpoint", checkpoint, "-q", base_url=simulator.base_url)
+    first = run_cli(
+        "run", inputs, "-o", "-", "--checkpoint", checkpoint, "-q", base_url=simulator.base_url, process=True
+    )
     assert len(first.stdout.splitlines()) == 12
     assert checkpoint.read_text().splitlines() == first.stdout.splitlines()
     requests_before = simulator.stats()["requests"]
-    again = run_cli("run", inputs, "-o", "-", "--checkpoint", checkpoint, "-q", base_url=simulator.base_url)
+    again = run_cli(
+        "run", inputs, "-o", "-", "--checkpoint", checkpoint, "-q", base_url=simulator.base_url, process=True
+    )
     assert again.returncode == 0
     assert again.stdout == ""
     assert simulator.stats()["requests"] == requests_before

@@ -8,7 +8,6 @@ from anthropic._data.deprecated_models import DEPRECATED_MODELS
 from anthropic.types import Model
 
 from batchstream.inputs import (
-    API_PARAMS,
     DEFAULT_MAX_TOKENS,
     DEFAULT_MODEL,
     LEGACY_API_VERSION,
@@ -79,30 +78,6 @@ def test_constants_match_the_sdk() -> None:
     assert DEFAULT_MODEL in typing.get_args(typing.get_args(Model)[0])
     assert DEFAULT_MODEL not in DEPRECATED_MODELS
     assert DEFAULT_MAX_TOKENS == 1024
-    assert {
-        "model",
-        "max_tokens",
-        "messages",
-        "system",
-        "metadata",
-        "stop_sequences",
-        "temperature",
-        "top_p",
-        "top_k",
-        "tools",
-        "tool_choice",
-        "thinking",
-        "service_tier",
-        "container",
-        "mcp_servers",
-        "context_management",
-        "output_config",
-        "output_format",
-        "inference_geo",
-        "speed",
-        "cache_control",
-        "diagnostics",
-    } == API_PARAMS
 
 
 # --- the three input forms -------------------------------------------------------------------------------

@@ -215,7 +215,7 @@ def test_the_command_line_shows_an_internal_error_as_one_line_and_the_resume_com
     )
     _inputs(tmp_path)
     env = cli_env(sim.base_url, PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]))
-    done = run_cli("run", "in.jsonl", "-q", "-c", "2", cwd=tmp_path, env=env)
+    done = run_cli("run", "in.jsonl", "-q", "-c", "2", cwd=tmp_path, env=env, process=True)
     assert done.returncode == 70, done.stderr
     assert "Traceback" not in done.stderr
     assert TEST_KEY not in done.stderr

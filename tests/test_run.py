@@ -14,21 +14,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-import pytest
-from conftest import TEST_KEY, cli_env, read_jsonl, run_cli, write_jsonl
+from conftest import TEST_KEY, Completed, cli_env, read_jsonl, run_cli, write_jsonl
 from genai_prices import calc_price, extract_usage
 
 from batchstream.inputs import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Defaults, iter_requests
 from batchstream.pricing import Pricer
-from batchstream.simulator import SimulatorConfig, SimulatorThread, expected_reply, request_key
+from batchstream.simulator import SimulatorThread, expected_reply, request_key
 from batchstream.summary import summarize_file
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_inputs"
@@ -43,13 +40,6 @@ Call = tuple[list[str], dict[str, str] | None, str]  # CLI arguments, env (None:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def parallel(*calls: Callable[[], T]) -> list[T]:
-    """Run independent CLI invocations at once; results in the order given."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(call) for call in calls]
-        return [future.result() for future in futures]
 
 
 def body(content: str | list[dict[str, Any]], **params: Any) -> dict[str, Any]:
@@ -914,7 +904,7 @@ def prepare_refusals(directory: Path, base_url: str) -> list[Call]:
     return calls
 
 
-def run_refusals(directory: Path, base_url: str, calls: list[Call]) -> list[subprocess.CompletedProcess[str]]:
+def run_refusals(directory: Path, base_url: str, calls: list[Call]) -> list[Completed]:
     fd = os.open(directory / "good.results.jsonl.lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -923,60 +913,21 @@ def run_refusals(directory: Path, base_url: str, calls: list[Call]) -> list[subp
         os.close(fd)
 
 
-REFUSALS_TEST = "test_refusals_send_nothing_and_write_nothing"
-HELP_TEST = "test_help_of_each_command_shows_examples_and_exit_codes"
-
-
-@dataclass
-class Background:
-    directory: Path
-    simulator: SimulatorThread
-    refusal_calls: list[Call]
-    before: dict[str, bytes]
-    refusals: Future[list[subprocess.CompletedProcess[str]]] | None
-    helps: Future[list[subprocess.CompletedProcess[str]]] | None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def background(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Background]:
-    """Starts this file's one-shot CLI runs (refusals, help) on a worker thread as the module starts.
-
-    They are almost half of the file's CLI start-ups, each mostly CPU spent on imports; beside the other
-    tests, which mostly wait on one process at a time, they use the core those leave idle. Only the runs of
-    selected tests start.
-    """
-    selected = {item.name for item in request.session.items}
-    directory = tmp_path_factory.mktemp("refusals")
-    with SimulatorThread(SimulatorConfig(ttft_s=0.0)) as simulator, ThreadPoolExecutor(max_workers=1) as pool:
-        calls = prepare_refusals(directory, simulator.base_url)
-        before = files(directory)
-        helps = (
-            pool.submit(lambda: [run_cli(c, "--help") for c in COMMANDS]) if HELP_TEST in selected else None
-        )
-        refusals = (
-            pool.submit(run_refusals, directory, simulator.base_url, calls)
-            if REFUSALS_TEST in selected
-            else None
-        )
-        yield Background(directory, simulator, calls, before, refusals, helps)
-
-
-def test_refusals_send_nothing_and_write_nothing(background: Background) -> None:
+def test_refusals_send_nothing_and_write_nothing(tmp_path: Path, simulator: SimulatorThread) -> None:
     """Bad input (through validate and run), no API key, a locked output: exit 2 at once, exact message."""
-    assert background.refusals is not None
     assert sum(len(problems) for _, problems in bad_files()) == sum(len(p) for _, p in BAD_CASES)
-    outcomes = background.refusals.result(timeout=300)
+    calls = prepare_refusals(tmp_path, simulator.base_url)
+    before = files(tmp_path)
+    outcomes = run_refusals(tmp_path, simulator.base_url, calls)
     wrong = [
         (args, done.returncode, done.stdout, done.stderr)
-        for (args, _env, stderr), done in zip(background.refusal_calls, outcomes, strict=True)
+        for (args, _env, stderr), done in zip(calls, outcomes, strict=True)
         if (done.returncode, done.stdout, done.stderr)
         != (0 if args == ["validate", "good.jsonl"] else 2, "", stderr)
     ]
     assert wrong == []
-    assert files(background.directory) == background.before
-    assert background.simulator.stats()["requests"] == 0
+    assert files(tmp_path) == before
+    assert simulator.stats()["requests"] == 0
 
 
 def test_an_empty_model_default_is_refused_by_run_as_by_validate(tmp_path: Path, simulator) -> None:
@@ -986,11 +937,9 @@ def test_an_empty_model_default_is_refused_by_run_as_by_validate(tmp_path: Path,
     )
     stderr = invalid_input("in.jsonl", [":2: model: missing, and no --model default"])
 
-    validated, ran = parallel(
-        *[
-            lambda c=command: run_cli(c, "in.jsonl", "--model", "", cwd=tmp_path, base_url=simulator.base_url)
-            for command in ("validate", "run")
-        ]
+    validated, ran = (
+        run_cli(command, "in.jsonl", "--model", "", cwd=tmp_path, base_url=simulator.base_url)
+        for command in ("validate", "run")
     )
 
     assert (validated.returncode, validated.stdout, validated.stderr) == (2, "", stderr)
@@ -1018,9 +967,8 @@ COMMANDS = {
 }
 
 
-def test_help_of_each_command_shows_examples_and_exit_codes(background: Background) -> None:
-    assert background.helps is not None
-    helps = dict(zip(COMMANDS, background.helps.result(timeout=300), strict=True))
+def test_help_of_each_command_shows_examples_and_exit_codes() -> None:
+    helps = {command: run_cli(command, "--help") for command in COMMANDS}
     for command, done in helps.items():
         assert done.returncode == 0, done.stderr
         assert done.stderr == ""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 
-import anyio
 import orjson
 from aiohttp import web
 
@@ -62,8 +62,8 @@ async def _message(compressed: bool) -> dict[str, object]:
 
 
 def test_gzip_and_identity_streams_assemble_the_same_message() -> None:
-    plain = anyio.run(_message, False)
-    packed = anyio.run(_message, True)
+    plain = asyncio.run(_message(False))
+    packed = asyncio.run(_message(True))
     assert plain == packed
     assert plain["content"] == [{"type": "text", "text": "Hello there."}]
     assert plain["usage"] == {"input_tokens": 3, "output_tokens": 2}

@@ -6,11 +6,11 @@ server (path, headers, body) and what an error answer becomes to what an input l
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import anthropic
-import anyio
 import orjson
 import pytest
 from aiohttp import web
@@ -101,7 +101,7 @@ async def _record(requests: list[Request]) -> list[dict[str, Any]]:
 
 def test_each_line_goes_out_as_its_body_with_the_sdks_headers() -> None:
     requests = [_request(name) for name in REQUESTS]
-    seen = dict(zip(REQUESTS, anyio.run(_record, requests), strict=True))
+    seen = dict(zip(REQUESTS, asyncio.run(_record(requests)), strict=True))
     for name, (params, _betas) in REQUESTS.items():
         got = seen[name]
         assert (got["method"], got["path"]) == ("POST", "/v1/messages"), name
@@ -137,7 +137,7 @@ def _outcome_or_failure(base_url: str, prompt: str) -> Sent | Any:
         finally:
             await client.aclose()
 
-    return anyio.run(go)
+    return asyncio.run(go())
 
 
 @pytest.mark.parametrize(
@@ -231,4 +231,4 @@ def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch
             await runner.cleanup()
         return hosts
 
-    assert anyio.run(through_proxy) == ["api.batchstream.invalid"]
+    assert asyncio.run(through_proxy()) == ["api.batchstream.invalid"]

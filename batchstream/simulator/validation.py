@@ -13,45 +13,21 @@ Each check returns the first problem found, or None. What a body may hold depend
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_COMMON_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "system",
-        "tools",
-        "tool_choice",
-        "thinking",
-        "mcp_servers",
-        "context_management",
-        "output_config",
-        "output_format",
-        "cache_control",
-        "speed",
-    }
+from ..apifields import (
+    COUNT_TOKENS_FIELDS,
+    MESSAGES_FIELDS,
+    NO_SAMPLING_MODEL,
+    SAMPLING_FIELDS,
+    SAMPLING_REMOVED_IN,
 )
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k")
-# The first API version without the sampling parameters; SDK 2.x sends it by default.
-SAMPLING_REMOVED_IN = "2026-10-21"
-MESSAGES_FIELDS = _COMMON_FIELDS | {
-    "max_tokens",
-    "metadata",
-    "stop_sequences",
-    "stream",
-    *SAMPLING_FIELDS,
-    "service_tier",
-    "container",
-    "inference_geo",
-    "diagnostics",
-}
-MESSAGES_FIELDS_2026 = MESSAGES_FIELDS - set(SAMPLING_FIELDS)
-COUNT_TOKENS_FIELDS = _COMMON_FIELDS
+
+# The service's list is the client's list (`apifields`), plus the `stream` flag the client sets itself.
+_MESSAGES_FIELDS = MESSAGES_FIELDS | {"stream"}
+_MESSAGES_FIELDS_2026 = _MESSAGES_FIELDS - set(SAMPLING_FIELDS)
 
 _ROLES = ("user", "assistant")
-# Models that refuse the sampling parameters even on 2023-06-01.
-_NO_SAMPLING_MODEL = re.compile(r"claude-(?:[a-z]+-5|opus-4-[78])(?:-.*)?")
 
 # The wording of these two is ours: the service's exact text for them is not known to us.
 _ASSISTANT_DOCUMENT = "{where}.type: document blocks are not permitted in assistant messages"
@@ -60,7 +36,7 @@ _USER_CITATIONS = "{where}.citations: citations are not permitted on text blocks
 
 def validate_messages_body(body: Any, api_version: str = SAMPLING_REMOVED_IN) -> str | None:
     legacy = api_version < SAMPLING_REMOVED_IN
-    allowed = MESSAGES_FIELDS if legacy else MESSAGES_FIELDS_2026
+    allowed = _MESSAGES_FIELDS if legacy else _MESSAGES_FIELDS_2026
     required = ("model", "max_tokens", "messages")
     return _validate(body, allowed, required, legacy) or _check_sampling(body, legacy)
 
@@ -160,7 +136,7 @@ def _check_sampling(body: dict[str, Any], legacy: bool) -> str | None:
                 return f"{name}: Input should be less than or equal to 1"
     if "top_k" in body and not _is_int(body["top_k"]):
         return "top_k: Input should be a valid integer"
-    if legacy and _NO_SAMPLING_MODEL.fullmatch(body["model"]):
+    if legacy and NO_SAMPLING_MODEL.fullmatch(body["model"]):
         for name in SAMPLING_FIELDS:
             if name in body and not (name == "temperature" and body[name] == 1):
                 return f"`{name}` is deprecated for this model."
