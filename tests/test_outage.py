@@ -68,7 +68,7 @@ def test_an_unreachable_api_ends_with_exit_4_and_a_resume_completes_each_item_on
     assert "error: the API has been unavailable since " in down.stderr
     assert "longer than --max-outage 1.5 s (last error: connection_error: " in down.stderr
     assert "Unfinished items are not recorded" in down.stderr
-    assert "resume with:\n  batchstream run " in down.stderr
+    assert "batchstream: resume with:" in down.stderr
     summary = read_jsonl(tmp_path / "in.results.summary.jsonl")
     assert [line["stopped"] for line in summary if line["kind"] == "total"] == ["outage"]
 
