@@ -12,6 +12,7 @@ The proxy checks need tinyproxy and live in tests/conformance (`make conformance
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
@@ -33,6 +34,10 @@ from conftest import (
     run_items,
     tls_simulator,
 )
+
+from batchstream.inputs import Request
+from batchstream.transport.failures import classify
+from batchstream.transport.streaming import StreamingSender
 
 # Two attempts, no real waiting; an outage of a second ends the run.
 FAST = ("--max-attempts", "2", "--backoff-base", "0.01", "--backoff-cap", "0.01", "--max-outage", "1")
@@ -264,3 +269,29 @@ def test_an_address_that_swallows_connections_times_each_item_out(tmp_path: Path
             "status": None,
         }
         assert (row["attempts"], row["retries"]) == (2, {"timeout": 1}), row
+
+
+def test_a_connect_timeout_is_a_connection_failure_not_a_stall(black_hole: str) -> None:
+    """No connection within the connect timeout says the way to the server is down (an outage's cause), not
+    that a stream went quiet."""
+
+    async def attempt() -> BaseException:
+        sender = StreamingSender(
+            api_key="sk-test", base_url=black_hole, max_connections=1, stall_timeout=5, connect_timeout=0.3
+        )
+        params = {
+            "model": "claude-sonnet-5-5",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Hi"}],
+        }
+        try:
+            await sender.send(Request("a", 1, params, (), False, None, ""))
+        except Exception as exc:
+            return exc
+        finally:
+            await sender.aclose()
+        raise AssertionError("a black hole answered")
+
+    failure = classify(asyncio.run(attempt()))
+    assert (failure.cause, failure.type, failure.outage) == ("connection", "connection_error", True)
+    assert failure.message.startswith("ConnectTimeout: ")
