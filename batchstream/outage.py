@@ -176,11 +176,7 @@ class Breaker:
         return f"API unavailable since {self.since} (probing every {self._interval:g} s)"
 
     def describe_failure(self) -> str:
-        failure = self.last_failure
-        if failure is None:
-            return "no answer"
-        status = f"HTTP {failure.status} " if failure.status is not None else ""
-        return f"{status}{failure.type}: {failure.message}"
+        return "no answer" if self.last_failure is None else self.last_failure.describe()
 
     # -- inside ---------------------------------------------------------------------------------------------
 

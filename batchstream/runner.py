@@ -33,9 +33,7 @@ from .config import RunConfig, default_summary
 from .errors import (
     BatchstreamError,
     ExitCode,
-    FatalAPIError,
     InternalError,
-    OutageError,
     OutputWriteError,
     UsageError,
 )
@@ -57,10 +55,11 @@ from .results import (
     repair_tail,
     rewrite_in_order,
 )
+from .stops import fatal_error, outage_error, systematic_error
 from .summary import RunStats, SummaryBuilder, summarize_file, write_summary
 from .systematic import SystematicErrors
 from .transport import Sender
-from .transport.failures import Failure, classify
+from .transport.failures import classify
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
 
@@ -458,12 +457,11 @@ class _Run:
             if isinstance(outcome, Cancelled):
                 return
             if isinstance(outcome, Fatal):
-                self._stop(_fatal_error(outcome.failure, self.output))
+                self._stop(fatal_error(outcome.failure, self.output))
                 return
             if isinstance(outcome, Unavailable):
-                self._stop(self._outage_error(), StopReason.OUTAGE)
+                self._stop(outage_error(self.breaker, self.output), StopReason.OUTAGE)
                 return
-            finished = [(request, record)]
             if isinstance(outcome, Ok):
                 try:
                     record = ok_record(
@@ -482,7 +480,7 @@ class _Run:
                 record = error_record(request, outcome.failure, outcome.attempts, outcome.retries)
                 finished = self.systematic.failed(request, record, outcome.failure)
                 if self.systematic.tripped is not None:
-                    self._stop(_systematic_error(self.systematic.tripped, self.systematic.count, self.output))
+                    self._stop(systematic_error(self.systematic.tripped, self.systematic.count, self.output))
             for item in finished:
                 written = self._finish(*item)
                 if item[0] is request:
@@ -546,13 +544,6 @@ class _Run:
             self.host.log("API available again: resuming")
         self.progress.notice = notice
 
-    def _outage_error(self) -> OutageError:
-        return OutageError(
-            f"the API has been unavailable since {self.breaker.since}, longer than --max-outage "
-            f"{self.config.retry.max_outage:g} s (last error: {self.breaker.describe_failure()}). Unfinished "
-            f"items are not recorded; results already written to {self.output} are kept."
-        )
-
     @property
     def _launching(self) -> bool:
         """Whether items are still to be launched: input left, and no stop of any kind."""
@@ -591,34 +582,6 @@ def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
     for signum in _STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signum)
-
-
-_FATAL_CAUSES = {
-    "authentication": "the API rejected the API key",
-    "permission": "the API key is not allowed to do this",
-    "billing": "the account cannot pay for more requests",
-    "usage_limit": "the account has reached its usage or spend limit",
-    "certificate": "the server's TLS certificate does not verify (check SSL_CERT_FILE, a proxy, --base-url)",
-}
-
-
-def _fatal_error(failure: Failure, output: Path) -> FatalAPIError:
-    status = f"HTTP {failure.status} " if failure.status is not None else ""
-    return FatalAPIError(
-        f"{_FATAL_CAUSES[failure.cause]} ({status}{failure.type}: {failure.message}). Every remaining item "
-        f"would fail the same way, so the run stopped. Results already written to {output} are kept; fix "
-        "the cause and run the same command again to resume."
-    )
-
-
-def _systematic_error(failure: Failure, count: int, output: Path) -> FatalAPIError:
-    status = f"HTTP {failure.status} " if failure.status is not None else ""
-    return FatalAPIError(
-        f"the first {count} items all failed the same way and none succeeded ({status}{failure.type}: "
-        f"{failure.message}), so the run stopped instead of spending the whole file on it. Those items are "
-        f"not recorded; results already written to {output} are kept. Fix the cause and run the same "
-        "command again."
-    )
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -75,6 +75,11 @@ class Failure:
     request_id: str | None = None
     headers: Mapping[str, str] | None = None
 
+    def describe(self) -> str:
+        """One line for a person: the status where there was one, the error's type and its message."""
+        status = f"HTTP {self.status} " if self.status is not None else ""
+        return f"{status}{self.type}: {self.message}"
+
     @property
     def outage(self) -> bool:
         """A failure that a whole-service outage would also cause (see OUTAGE_CAUSES), a gateway's 504
