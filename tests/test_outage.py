@@ -11,8 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import assert_exact_replies, prompt_body, read_jsonl, run_items
+from conftest import assert_exact_replies, prompt_body, read_jsonl, run_items, write_jsonl
 
+from batchstream import (
+    BatchstreamError,
+    ExitCode,
+    Host,
+    RetryPolicy,
+    RunConfig,
+    RunReport,
+    StopReason,
+    run_batch,
+)
 from batchstream.simulator import SimulatorThread, request_key
 
 SimFactory = Callable[..., SimulatorThread]
@@ -133,3 +143,30 @@ def test_fewer_identical_errors_than_ten_are_recorded_as_the_errors_they_are(
     for row in done.rows:
         assert row["status"] == "error"
         assert row["error"] == {"type": "not_found_error", "message": "model: claude-gone-1", "status": 404}
+
+
+def test_the_library_raises_exit_4_after_the_summary_and_records_nothing(tmp_path: Path) -> None:
+    prompts = write_jsonl(tmp_path / "in.jsonl", [{"id": f"q{i}", "prompt": f"Q{i}?"} for i in range(4)])
+    reports: list[RunReport] = []
+
+    class Collect(Host):
+        def finished(self, report: RunReport) -> None:
+            reports.append(report)
+
+    config = RunConfig(
+        input=prompts,
+        base_url=f"http://127.0.0.1:{closed_port()}",
+        api_key="sk-test",
+        retry=RetryPolicy(max_outage=1, backoff_base=0.01, backoff_cap=0.05),
+    )
+    with pytest.raises(BatchstreamError, match="longer than --max-outage 1 s") as raised:
+        run_batch(config, host=Collect())
+    assert raised.value.exit_code == ExitCode.OUTAGE == 4
+    [report] = reports
+    assert (report.stopped, report.exit_code, report.ok, report.errors) == (StopReason.OUTAGE, 4, 0, 0)
+    assert read_jsonl(tmp_path / "in.results.jsonl") == []
+
+
+def test_max_outage_must_be_positive() -> None:
+    with pytest.raises(BatchstreamError, match="max_outage must be greater than 0"):
+        RetryPolicy(max_outage=0)
