@@ -38,6 +38,7 @@ from .errors import (
     UsageError,
 )
 from .eventloop import new_event_loop
+from .held import HeldRows
 from .inputs import Request, deprecation_warnings
 from .limiter import LaunchController
 from .outage import Breaker
@@ -57,7 +58,6 @@ from .results import (
 )
 from .stops import fatal_error, outage_error, systematic_error
 from .summary import RunStats, SummaryBuilder, summarize_file, write_summary
-from .systematic import SystematicErrors
 from .transport import Sender
 from .transport.failures import classify
 
@@ -213,7 +213,7 @@ class _Run:
         self.progress: Progress = Progress(0, 0)
         self.controller: LaunchController | None = None
         self.breaker = Breaker(config.retry.max_outage)
-        self.systematic = SystematicErrors()
+        self.held = HeldRows()
         self.sender: Sender | None = None
         self.secret: str | None = config.api_key
         self._counted = SummaryBuilder()
@@ -370,8 +370,8 @@ class _Run:
                 raise
         finally:
             self._show_outage()  # an outage that ended since the last tick says so
-            for held in self.systematic.release():
-                self._finish(*held)
+            for row in self.held.release(outage=self.stopped is StopReason.OUTAGE):
+                self._finish(*row)
             if watching:
                 _remove_signal_handlers(loop)
             for task in background:
@@ -475,12 +475,12 @@ class _Run:
                 except Exception as exc:  # the reply came and is paid for: that item fails, the run goes on
                     failure = classify(exc, secret=self.secret)
                     record = error_record(request, failure, outcome.attempts, outcome.retries)
-                finished = [*self.systematic.succeeded(), (request, record)]
+                finished = [*self.held.succeeded(), (request, record)]
             else:
                 record = error_record(request, outcome.failure, outcome.attempts, outcome.retries)
-                finished = self.systematic.failed(request, record, outcome.failure)
-                if self.systematic.tripped is not None:
-                    self._stop(systematic_error(self.systematic.tripped, self.systematic.count, self.output))
+                finished = self.held.failed(request, record, outcome.failure)
+                if self.held.tripped is not None:
+                    self._stop(systematic_error(self.held.tripped, self.held.count, self.output))
             for item in finished:
                 written = self._finish(*item)
                 if item[0] is request:

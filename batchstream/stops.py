@@ -27,7 +27,7 @@ def fatal_error(failure: Failure, output: Path) -> FatalAPIError:
 
 
 def systematic_error(failure: Failure, count: int, output: Path) -> FatalAPIError:
-    """The run's first items all failed the same way (see systematic.py)."""
+    """The run's first items all failed the same way (see held.py)."""
     return FatalAPIError(
         f"the first {count} items all failed the same way and none succeeded ({failure.describe()}), so the "
         "run stopped instead of spending the whole file on it. Those items are not recorded; results "

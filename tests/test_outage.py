@@ -88,6 +88,16 @@ def test_an_unreachable_api_ends_with_exit_4_and_a_resume_completes_each_item_on
     completions_once(sim, PROMPTS)
 
 
+def test_one_at_a_time_an_outage_still_records_no_item(tmp_path: Path) -> None:
+    # At -c 1 the first two items fail alone, so their attempts are spent before the run can tell an
+    # outage (outage.py); their rows are held back, and dropped when the run ends in one.
+    prompts = dict(list(PROMPTS.items())[:5])
+    base_url = f"http://127.0.0.1:{closed_port()}"
+    done = run_items(tmp_path, base_url, prompts, *TIGHT, "-c", "1", "--max-outage", "1")
+    assert done.returncode == 4, done.stderr
+    assert done.rows == []
+
+
 @pytest.mark.parametrize(
     ("account", "status", "says"),
     [
