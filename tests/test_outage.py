@@ -6,6 +6,7 @@ reads what the results file, the exit code, stderr and the simulator's own count
 
 from __future__ import annotations
 
+import io
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from batchstream import (
     StopReason,
     run_batch,
 )
+from batchstream.progress import LineProgress
 from batchstream.simulator import SimulatorThread, request_key
 
 SimFactory = Callable[..., SimulatorThread]
@@ -180,3 +182,16 @@ def test_the_library_raises_exit_4_after_the_summary_and_records_nothing(tmp_pat
 def test_max_outage_must_be_positive() -> None:
     with pytest.raises(BatchstreamError, match="max_outage must be greater than 0"):
         RetryPolicy(max_outage=0)
+
+
+def test_plain_progress_lines_say_while_the_api_is_unavailable() -> None:
+    stream = io.StringIO()
+    progress = LineProgress(10, 0, stream, interval=0)
+    progress.notice = "API unavailable since 12:00:00 (probing every 2 s)"
+    progress.tick()
+    progress.notice = None
+    progress.tick()
+    outage, after = stream.getvalue().splitlines()
+    assert outage.startswith("batchstream: 0/10 done (0 ok, 0 errors this run)")
+    assert outage.endswith("ETA -; API unavailable since 12:00:00 (probing every 2 s)")
+    assert after.endswith("ETA -")
