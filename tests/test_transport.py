@@ -7,6 +7,7 @@ server (path, headers, body) and what an error answer becomes to what an input l
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -187,6 +188,25 @@ def test_an_account_that_cannot_go_on_is_fatal_by_the_apis_own_words(
     got = classify(error)
     assert (got.cause, got.retryable, got.fatal, got.status, got.type) == want
     assert got.message == error.body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "want"),
+    [
+        ("529", ("overloaded", 529, "overloaded_error")),
+        ("500", ("server_error", 500, "api_error")),
+        ("reset", ("connection", None, "connection_error")),
+    ],
+)
+def test_the_simulators_outage_fails_everything_for_its_window_then_ends(
+    simulator_factory: Callable[..., SimulatorThread], kind: str, want: tuple[Any, ...]
+) -> None:
+    sim = simulator_factory(outage_s=1.0, outage_kind=kind)
+    failures = [classify(_outcome_or_failure(sim.base_url, f"During {i}.")) for i in range(2)]
+    assert [(f.cause, f.status, f.type, f.outage) for f in failures] == [(*want, True)] * 2
+    time.sleep(1.0)  # the window, from the first request, is over
+    assert isinstance(_outcome_or_failure(sim.base_url, "After."), Sent)
+    assert sim.stats()["faults"] == {"outage": 2}
 
 
 def test_the_simulators_reply_is_assembled(simulator: SimulatorThread) -> None:
