@@ -64,13 +64,16 @@ async def run_attempts(
     rng: random.Random,
     secret: str | None,
     stopping: Callable[[], bool],
+    cached_tokens: int = 0,
 ) -> Outcome:
     """Try `request` until it succeeds, fails for good, or the run stops (`stopping()`).
 
     `attempts` counts every request sent; only failures the breaker charges to this item count against
-    --max-attempts, so an outage spends none of them.
+    --max-attempts, so an outage spends none of them. `cached_tokens` of its prompt are expected to be read
+    from the prompt cache, which the input-token rate limit does not count (for current models), so the
+    pacing leaves them out.
     """
-    input_estimate = estimate_input_tokens(request.params)
+    input_estimate = max(estimate_input_tokens(request.params) - cached_tokens, 0)
     max_tokens = int(request.params.get("max_tokens") or 0)
     retries: dict[str, int] = {}
     attempt = charged = 0

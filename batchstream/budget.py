@@ -45,6 +45,15 @@ class Budget:
         self._held += 1
         return True
 
+    def try_reserve(self, worst_usd: float) -> bool:
+        """Hold `worst_usd` only if it fits now, without waiting: for a request that items wait on (a cache
+        warm-up), which waiting for their reservations to settle would deadlock."""
+        if self.spent_usd + self.reserved_usd + worst_usd > self.limit_usd:
+            return False
+        self.reserved_usd += worst_usd
+        self._held += 1
+        return True
+
     def settle(self, worst_usd: float, actual_usd: float | None) -> None:
         self._held -= 1
         self.reserved_usd = self.reserved_usd - worst_usd if self._held else 0.0

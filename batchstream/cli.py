@@ -302,6 +302,11 @@ def _defaults(
     type=click.FloatRange(0, 1),
     help="Exit 1 only when more than this fraction of items ended in error (default: any error).",
 )
+@click.option(
+    "--no-auto-cache",
+    is_flag=True,
+    help="Do not mark and warm the prompt prefixes items share for the prompt cache (on by default).",
+)
 @click.option("--ordered", is_flag=True, help="When the run completes, rewrite the results in input order.")
 @click.option("--no-content", is_flag=True, help="Leave the full 'content' block list out of result lines.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table on stderr.")
@@ -342,6 +347,7 @@ def run(
     max_cost: float | None,
     shard_text: str | None,
     fail_on_error_rate: float | None,
+    no_auto_cache: bool,
     ordered: bool,
     no_content: bool,
     quiet: bool,
@@ -358,6 +364,7 @@ def run(
       batchstream run prompts.jsonl -o out.jsonl -c 64 --model claude-haiku-5-5
       batchstream run evals.jsonl --api-version 2023-06-01 --model claude-sonnet-4-6 --temperature 0
       batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items
+      batchstream run prompts.jsonl --no-auto-cache     # send the prompts exactly as written
       batchstream run prompts.jsonl -o - --simulate -q | jq -r .text
     """
     to_stdout = output == Path("-")
@@ -395,6 +402,7 @@ def run(
         price_file=price_file,
         shard=_shard(shard_text),
         fail_on_error_rate=fail_on_error_rate,
+        auto_cache=not no_auto_cache,
     )
     report = run_batch(config, host=console.ConsoleHost(quiet=quiet, progress_interval=progress_interval))
     if report.interrupted:
@@ -787,10 +795,11 @@ def summary_command(results: Path, markdown: bool, output: Path | None) -> None:
     from .config import default_summary
     from .errors import UsageError
     from .markdown import first_errors, markdown_summary
+    from .pricing import Pricer
     from .summary import format_table, summarize_file, write_summary
 
     try:
-        lines = summarize_file(results).lines()
+        lines = summarize_file(results, pricer=Pricer()).lines()
     except ValueError as exc:
         raise UsageError(f"{exc}; not a results file?") from None
     write_summary(output or default_summary(results), lines)

@@ -104,6 +104,7 @@ class RunConfig:
     shard: Shard | None = None
     fail_on_error_rate: float | None = None
     seed: int | None = None  # for the backoff's jitter
+    auto_cache: bool = True  # mark and warm the prompt prefixes items share (caching.py); --no-auto-cache
 
     def __post_init__(self) -> None:
         if self.fail_on_error_rate is not None and not 0 <= self.fail_on_error_rate <= 1:

@@ -24,6 +24,7 @@ import anthropic
 import orjson
 
 from .apifields import COUNT_TOKENS_FIELDS
+from .caching import CachePlan, Group, plan_cache
 from .errors import FatalAPIError, UsageError
 from .inputs import Defaults, Request, deprecation_warnings, iter_requests
 from .pricing import Pricer
@@ -59,6 +60,9 @@ class Projection:
     cost_min: Decimal | None = Decimal(0)
     cost_typical: Decimal | None = Decimal(0)
     cost_max: Decimal | None = Decimal(0)
+    # What auto-caching takes off every figure: cheaper reads of shared prefixes, less one warm-up per group.
+    cache_saving: Decimal | None = Decimal(0)
+    cache_groups: int = 0
 
     @classmethod
     def blank(cls, typical: bool) -> Projection:
@@ -74,6 +78,8 @@ class Projection:
         self.cost_min = _plus(self.cost_min, other.cost_min)
         self.cost_typical = _plus(self.cost_typical, other.cost_typical)
         self.cost_max = _plus(self.cost_max, other.cost_max)
+        self.cache_saving = _plus(self.cache_saving, other.cache_saving)
+        self.cache_groups += other.cache_groups
 
     def source(self, method: str) -> str:
         """How the input tokens were obtained: the method tried, or "mixed" when it failed for some items."""
@@ -92,6 +98,10 @@ class Projection:
             "cost_usd_min": _usd(self.cost_min),
             "cost_usd_typical": _usd(self.cost_typical),
             "cost_usd_max": _usd(self.cost_max),
+            "cache_groups": self.cache_groups,
+            "cost_usd_min_cached": _usd(_minus(self.cost_min, self.cache_saving)),
+            "cost_usd_typical_cached": _usd(_minus(self.cost_typical, self.cache_saving)),
+            "cost_usd_max_cached": _usd(_minus(self.cost_max, self.cache_saving)),
         }
 
 
@@ -100,6 +110,10 @@ _N = TypeVar("_N", int, Decimal)
 
 def _plus(total: _N | None, value: _N | None) -> _N | None:
     return None if total is None or value is None else total + value
+
+
+def _minus(cost: Decimal | None, saving: Decimal | None) -> Decimal | None:
+    return None if cost is None or saving is None else cost - saving
 
 
 def _usd(cost: Decimal | None) -> float | None:
@@ -137,9 +151,11 @@ class Estimate:
 class _Projector:
     """Prices each item as its input-token count arrives, keeping only per-model sums."""
 
-    def __init__(self, pricer: Pricer, mean_outputs: dict[str, float] | None) -> None:
+    def __init__(self, pricer: Pricer, mean_outputs: dict[str, float] | None, cache: CachePlan) -> None:
         self._pricer = pricer
         self._mean_outputs = mean_outputs
+        self._cache = cache
+        self._warmed: set[bytes] = set()
         self.models: dict[str, Projection] = {}
 
     def add(self, request: Request, counted: int | None) -> None:
@@ -160,6 +176,26 @@ class _Projector:
         projection.output_tokens_typical = _plus(projection.output_tokens_typical, typical)
         typical_cost = None if typical is None else self._cost(model, input_tokens, typical)
         projection.cost_typical = _plus(projection.cost_typical, typical_cost)
+        _, group = self._cache.apply(request)
+        if group is not None:
+            projection.cache_saving = _plus(projection.cache_saving, self._saving(model, group, input_tokens))
+
+    def _saving(self, model: str, group: Group, input_tokens: int) -> Decimal | None:
+        """What caching saves on one item of `group` (its prefix read at the cache price), less the group's
+        one warm-up write the first time the group is met."""
+        tokens = min(group.tokens, input_tokens)
+        plain = self._pricer.cost(model, {"input_tokens": tokens})
+        read = self._pricer.cost(model, {"cache_read_input_tokens": tokens})
+        if plain is None or read is None:
+            return None
+        saving = Decimal(repr(plain)) - Decimal(repr(read))
+        if group.key not in self._warmed:
+            self._warmed.add(group.key)
+            self.models[model].cache_groups += 1
+            split = {f"ephemeral_{group.ttl}_input_tokens": tokens}
+            write = self._pricer.cost(model, {"cache_creation_input_tokens": tokens, "cache_creation": split})
+            saving -= Decimal(repr(write or 0.0))
+        return saving
 
     def _cost(self, model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
         cost = self._pricer.cost(model, {"input_tokens": input_tokens, "output_tokens": output_tokens})
@@ -254,12 +290,14 @@ def estimate(
     warn = warn or _log.warning
     pricer = Pricer(price_file, warn=warn)
     mean_outputs = None if previous is None else _mean_outputs(Path(previous))
-    projector = _Projector(pricer, mean_outputs)
 
     def requests() -> Iterator[Request]:
         for request in iter_requests(input_path, defaults):
             if shard is None or shard.owns(request.id):
                 yield request
+
+    # As `run` would group them: one pass over the file first, prefixes only (caching.py).
+    projector = _Projector(pricer, mean_outputs, plan_cache(requests()))
 
     key = api_key or (SIMULATOR_KEY if simulate else None)
     counter: _TokenCounter | None = None
@@ -338,6 +376,14 @@ def format_estimate(result: Estimate) -> str:
     if typical:
         notes.append(f"cost typical: each model's mean output per ok item in {result.previous}")
     text.append("; ".join(notes))
+    total = result.total
+    if total.cache_groups:
+        cached = [_cost_cell(_minus(cost, total.cache_saving)) for cost in (total.cost_min, total.cost_max)]
+        noun = "prefix" if total.cache_groups == 1 else "prefixes"
+        text.append(
+            f"with auto-caching ({total.cache_groups:,} shared {noun}, one warm-up "
+            f"each): cost min {cached[0]}, cost max {cached[1]}; --no-auto-cache pays the figures above"
+        )
     if result.count_errors:
         failed = sum(result.count_errors.values())
         text.append(

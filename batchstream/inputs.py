@@ -42,6 +42,8 @@ _TOP_KEYS = MESSAGES_FIELDS | _LINE_KEYS
 # The Message Batches API's rule, so a file in its request format can also be submitted there unchanged.
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _SHOW_LIMIT = 40
+# The ids of cache warm-up lines in a results file (warmup.py) start so; no input line's may.
+WARMUP_ID_PREFIX = "~warmup:"
 # Part of every line hash: bump it when a line that passed before could now be read differently or be
 # refused, so that results recorded by older versions are checked in full once more.
 # 2: the API version joined the defaults, and lines with sampling parameters may now be refused.
@@ -345,6 +347,9 @@ def _request_id(obj: dict[str, Any], issues: list[_Issue]) -> tuple[str, str] | 
         issues.append(
             (key, f"{_show(value)} does not match {_CUSTOM_ID.pattern} (a Message Batches API rule)")
         )
+        return None
+    if value.startswith(WARMUP_ID_PREFIX):
+        issues.append((key, f"ids starting with {WARMUP_ID_PREFIX!r} are batchstream's own (cache warm-ups)"))
         return None
     return key, value
 

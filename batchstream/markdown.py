@@ -58,7 +58,7 @@ def markdown_summary(lines: Sequence[Mapping[str, Any]], first_errors: Sequence[
         "",
         f"tokens: input {total['input_tokens']:,} · output {total['output_tokens']:,}"
         f" · cache write {total['cache_creation_input_tokens']:,}"
-        f" · cache read {total['cache_read_input_tokens']:,}",
+        f" · cache read {total['cache_read_input_tokens']:,}" + _cache_cells(total),
         "",
         f"latency p50 {_fmt(total.get('latency_p50_s'), '.2f', ' s')}"
         f" · p95 {_fmt(total.get('latency_p95_s'), '.2f', ' s')}"
@@ -98,6 +98,16 @@ def _error_row(record: ResultRecord) -> str:
             _cell(str(error.get("message") or ""), _MESSAGE_CHARS),
         )
     )
+
+
+def _cache_cells(total: Mapping[str, Any]) -> str:
+    """Warm-ups and what caching saved, when the run had any."""
+    warmups = total.get("warmups") or 0
+    saved = total.get("cache_saved_usd")
+    text = f" · {warmups:,} cache warm-up{'' if warmups == 1 else 's'}" if warmups else ""
+    if saved and (warmups or total.get("cache_read_input_tokens")):
+        text += f" · saved ${saved:.6f} against no caching"
+    return text
 
 
 def _row(cells: Sequence[str]) -> str:

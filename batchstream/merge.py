@@ -22,8 +22,10 @@ from .atomic import atomic_write
 from .config import default_summary
 from .errors import ExitCode, UsageError
 from .inputs import Defaults, iter_requests
+from .pricing import Pricer
 from .results import BadResultLine, copy_in_order, read_results
 from .summary import SummaryBuilder, write_summary
+from .warmup import is_warmup_id
 
 __all__ = ["MergeReport", "merge"]
 
@@ -83,7 +85,8 @@ def merge(
         order = [request.id for request in iter_requests(input_path, Defaults())]
         missing = [item_id for item_id in order if item_id not in picks]
         known = set(order)
-        unexpected = [item_id for item_id in picks if item_id not in known]
+        # Cache warm-ups are lines of their own, never of an input line.
+        unexpected = [item_id for item_id in picks if item_id not in known and not is_warmup_id(item_id)]
         if unexpected:
             say(
                 f"{len(unexpected)} result(s) whose id is not in {input_path}, kept at the end: "
@@ -91,7 +94,7 @@ def merge(
             )
         if missing:
             say(f"{len(missing)} id(s) of {input_path} have no result: {_listing(missing)}")
-    builder = SummaryBuilder()
+    builder = SummaryBuilder(Pricer())
     _write(output, _chosen_lines(paths, picks, builder), order)
     lines = builder.lines()
     write_summary(summary_path, lines)

@@ -72,10 +72,21 @@ def requests(config: RunConfig, only_lines: LineMask | None = None) -> Iterator[
 
 
 def make_plan(
-    config: RunConfig, checkpoint: Checkpoint, output: Path, check_model: Callable[[str], None]
+    config: RunConfig,
+    checkpoint: Checkpoint,
+    output: Path,
+    check_model: Callable[[str], None],
+    observe: Callable[[Request], None] | None = None,
 ) -> Plan:
-    """Compare the input with `checkpoint`; `check_model` is called once per model (it may refuse one)."""
+    """Compare the input with `checkpoint`; `check_model` is called once per model (it may refuse one),
+    `observe` with each request to run that was read in full (auto-caching counts their prefixes)."""
     plan = Plan(checkpoint.cost_usd)
+
+    def to_run(item: Request | Unchanged, model: str) -> None:
+        plan._to_run(item, model, wave)
+        if observe is not None and isinstance(item, Request):
+            observe(item)
+
     mismatched: list[str] = []
     checked: set[str] = set()
     # Lines unchanged since their result was recorded come as Unchanged, not validated again; with nothing
@@ -90,12 +101,12 @@ def make_plan(
             checked.add(model)
         seen = checkpoint.get(item.id)
         if seen is None:
-            plan._to_run(item, model, wave)
+            to_run(item, model)
             continue
         if isinstance(item, Request) and seen.request_hash != item.request_hash:
             mismatched.append(item.id)
         elif seen.error and config.retry_errors:
-            plan._to_run(item, model, wave)
+            to_run(item, model)
         else:
             plan.already_done += 1
         if seen.error:

@@ -188,6 +188,21 @@ class Pricer:
             self._warn_once(model, f"cannot price usage for model {model!r} ({exc}): cost_usd is null")
             return None
 
+    def cost_without_cache(self, model: str, usage: Mapping[str, Any] | None) -> float | None:
+        """What the same call would have cost with no prompt caching: every cached token read or written
+        billed as plain input (the prompt's size, and so its price tier, is the same)."""
+        if not isinstance(usage, Mapping):
+            return None
+        cached = ("cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation")
+        if not any(usage.get(key) for key in cached):
+            return self.cost(model, usage)
+        try:
+            prompt = sum(_count(usage, key) for key in ("input_tokens", *cached[:2]))
+        except ValueError:
+            return None
+        plain = {key: value for key, value in usage.items() if key not in cached}
+        return self.cost(model, {**plain, "input_tokens": prompt})
+
     def prepare(self, models: Iterable[str]) -> None:
         """Look the models up now: the first lookup loads genai-prices' table, which takes ~16 ms."""
         for model in models:

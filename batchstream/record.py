@@ -48,6 +48,7 @@ class ResultRecord(TypedDict):
     tool_calls: NotRequired[list[ToolCall]]
     content: NotRequired[list[dict[str, Any]]]  # the final message's blocks (unless --no-content)
     meta: NotRequired[Any]  # the input line's `meta`, unchanged
+    kind: NotRequired[Literal["warmup"]]  # a cache warm-up (warmup.py), not an item
 
 
 def ok_record(

@@ -27,8 +27,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .attempts import Cancelled, Fatal, Ok, Unavailable, run_attempts
+from .attempts import Cancelled, Failed, Fatal, Ok, Outcome, Unavailable, run_attempts
 from .budget import Budget
+from .caching import CachePlan, Group, PrefixCounter
 from .config import RunConfig, default_summary
 from .errors import (
     BatchstreamError,
@@ -60,6 +61,7 @@ from .stops import fatal_error, outage_error, systematic_error
 from .summary import RunStats, SummaryBuilder, summarize_file, write_summary
 from .transport import Sender
 from .transport.failures import classify
+from .warmup import WARMUP_KIND, Unstreamed, Warmups, warmup_request
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
 
@@ -216,8 +218,10 @@ class _Run:
         self.held = HeldRows()
         self.sender: Sender | None = None
         self.secret: str | None = config.api_key
-        self._counted = SummaryBuilder()
+        self._counted = SummaryBuilder(self.pricer)
         self._dispatcher: asyncio.Task[None] | None = None
+        self.cache_plan: CachePlan | None = None  # with auto_cache, set by planning
+        self.warmups: Warmups | None = None
 
     # -- planning: validate, compare with the checkpoint, lock -------------------------------------------
 
@@ -236,7 +240,11 @@ class _Run:
         while True:
             before = _stat(self.output)
             checkpoint = Checkpoint() if config.restart else load_checkpoint(self.output)
-            plan = make_plan(config, checkpoint, self.output, self._check_model)
+            counter = PrefixCounter() if config.auto_cache else None
+            observe = counter.add if counter is not None else None
+            plan = make_plan(config, checkpoint, self.output, self._check_model, observe)
+            if counter is not None:
+                self.cache_plan = counter.plan(config.limits)
             lock = OutputLock(self.output)
             lock.acquire()
             stack.callback(lock.release)
@@ -291,7 +299,11 @@ class _Run:
                 writer.close()
             # This run's lines were counted as they were written, so the summary reads back only what
             # earlier runs wrote, before any reordering below, while those are still the file's first bytes.
-            summary = summarize_file(self.output, end=earlier_bytes) if earlier_bytes else SummaryBuilder()
+            summary = (
+                summarize_file(self.output, end=earlier_bytes, pricer=self.pricer)
+                if earlier_bytes
+                else SummaryBuilder(self.pricer)
+            )
             summary.absorb(self._counted)
             report.ok, report.errors = self.progress.ok, self.progress.errors
             report.stopped = self.stopped
@@ -356,6 +368,8 @@ class _Run:
             api_version=config.defaults.api_version,
         )
         self.secret = sender.api_key
+        if self.cache_plan:
+            self.warmups = Warmups(self._warm_up)
         background = [
             asyncio.create_task(self._sync_every_second()),
             asyncio.create_task(self._tick_progress()),
@@ -377,6 +391,8 @@ class _Run:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self.warmups is not None:
+                await self.warmups.aclose()
             await asyncio.shield(sender.aclose())
 
     async def _dispatch(self, plan: Plan) -> None:
@@ -444,16 +460,13 @@ class _Run:
         assert self.sender is not None and self.controller is not None and self.writer is not None
         record: ResultRecord | None = None
         try:
-            outcome = await run_attempts(
-                request,
-                self.sender,
-                self.controller,
-                self.breaker,
-                self.config.retry,
-                rng=self._rng,
-                secret=self.secret,
-                stopping=self._stopping,
-            )
+            cached = 0
+            if self.cache_plan is not None:
+                request, group = self.cache_plan.apply(request)
+                if group is not None and self.warmups is not None:
+                    await self.warmups.ready(request, group)
+                    cached = group.tokens
+            outcome = await self._attempts(request, self.sender, cached)
             if isinstance(outcome, Cancelled):
                 return
             if isinstance(outcome, Fatal):
@@ -501,6 +514,53 @@ class _Run:
                 written["status"] == "ok", usage.get("output_tokens") or 0, written["cost_usd"]
             )
         return written
+
+    async def _attempts(self, request: Request, sender: Sender, cached_tokens: int = 0) -> Outcome:
+        assert self.controller is not None
+        return await run_attempts(
+            request,
+            sender,
+            self.controller,
+            self.breaker,
+            self.config.retry,
+            rng=self._rng,
+            secret=self.secret,
+            stopping=self._stopping,
+            cached_tokens=cached_tokens,
+        )
+
+    async def _warm_up(self, item: Request, group: Group) -> None:
+        """Send `group`'s warm-up and record it as a line of its own; a failed one only costs the group its
+        head start (its items still write and read the cache themselves)."""
+        assert self.sender is not None and self.controller is not None
+        request = warmup_request(item, group)
+        if request is None:
+            return
+        budget = self.budget
+        worst = budget.worst_case(request) if budget is not None else 0.0
+        if budget is not None and not budget.try_reserve(worst):
+            self.host.log("budget: no room for a cache warm-up now; its group runs without it")
+            return
+        cost = None
+        try:
+            outcome = await self._attempts(request, Unstreamed(self.sender))
+            if isinstance(outcome, Ok):
+                record = ok_record(
+                    request, outcome.sent, outcome.attempts, outcome.retries, self.pricer, content=False
+                )
+                record["kind"] = WARMUP_KIND
+                if self._write(request, record) is not None:
+                    self._counted.add(record)
+                    cost = record["cost_usd"]
+            elif isinstance(outcome, Failed | Fatal):
+                failure = outcome.failure
+                self.host.log(
+                    f"warning: a cache warm-up failed ({failure.type}: {failure.message}); "
+                    f"its {group.items} items run without it"
+                )
+        finally:
+            if budget is not None:
+                budget.settle(worst, cost)
 
     def _write(self, request: Request, record: ResultRecord) -> ResultRecord | None:
         """Append `record`; what was written, or None when the run must stop (the disk failed)."""

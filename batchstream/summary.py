@@ -10,7 +10,7 @@ import math
 import os
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import orjson
 
 from .atomic import atomic_write
+from .pricing import Pricer
 from .results import read_results
 from .table import render
 
@@ -42,6 +43,26 @@ class RunStats:
 
 
 @dataclass(slots=True)
+class _Sum:
+    """An exact sum of float costs, so a total does not depend on item order."""
+
+    done: Decimal = Decimal(0)
+    # Costs not in `done` yet, with how often each occurred: a model's items share few distinct costs, and a
+    # Decimal per item took a third of the time a big file's summary took.
+    pending: dict[float, int] = field(default_factory=dict)
+
+    def add(self, cost: float) -> None:
+        pending = self.pending
+        pending[cost] = pending.get(cost, 0) + 1
+        if len(pending) >= _PENDING_COSTS:
+            self.done = self.exact()
+            pending.clear()
+
+    def exact(self) -> Decimal:
+        return self.done + sum((Decimal(repr(cost)) * n for cost, n in self.pending.items()), Decimal(0))
+
+
+@dataclass(slots=True)
 class _ModelCounts:
     """Running sums for one model; constant size, whatever the number of items."""
 
@@ -50,21 +71,11 @@ class _ModelCounts:
     errors: int = 0
     priced: int = 0
     unpriced: int = 0
+    warmups: int = 0  # cache warm-up lines: their tokens and cost count, they are no items
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TOKEN_FIELDS, 0))
-    cost: Decimal = Decimal(0)  # exact sum of the float costs, so the total does not depend on item order
-    # Costs not in `cost` yet, with how often each occurred: a model's items share few distinct costs, and a
-    # Decimal per item took a third of the time a big file's summary took.
-    pending: dict[float, int] = field(default_factory=dict)
-
-    def add_cost(self, cost: float) -> None:
-        pending = self.pending
-        pending[cost] = pending.get(cost, 0) + 1
-        if len(pending) >= _PENDING_COSTS:
-            self.cost = self.exact_cost()
-            pending.clear()
-
-    def exact_cost(self) -> Decimal:
-        return self.cost + sum((Decimal(repr(cost)) * n for cost, n in self.pending.items()), Decimal(0))
+    cost: _Sum = field(default_factory=_Sum)
+    # What the same lines would have cost with no prompt caching (and no warm-ups); None: not known.
+    uncached: _Sum | None = None
 
     def absorb(self, other: _ModelCounts) -> None:
         self.items += other.items
@@ -72,13 +83,22 @@ class _ModelCounts:
         self.errors += other.errors
         self.priced += other.priced
         self.unpriced += other.unpriced
+        self.warmups += other.warmups
         for name in _TOKEN_FIELDS:
             self.tokens[name] += other.tokens[name]
-        self.cost += other.exact_cost()
+        self.cost.done += other.cost.exact()
+        if self.uncached is not None and other.uncached is not None:
+            self.uncached.done += other.uncached.exact()
+        else:
+            self.uncached = None
 
     def as_fields(self) -> dict[str, Any]:
         # Null only when nothing was priceable but something was billed: 0.0 would read as "free".
-        cost = None if self.priced == 0 and self.unpriced else float(self.exact_cost().quantize(_COST_PLACES))
+        known = not (self.priced == 0 and self.unpriced)
+        cost = float(self.cost.exact().quantize(_COST_PLACES)) if known else None
+        saved = None
+        if known and not self.unpriced and self.uncached is not None:
+            saved = float((self.uncached.exact() - self.cost.exact()).quantize(_COST_PLACES))
         return {
             "items": self.items,
             "ok": self.ok,
@@ -86,13 +106,17 @@ class _ModelCounts:
             **self.tokens,
             "cost_usd": cost,
             "unpriced_items": self.unpriced,
+            "warmups": self.warmups,
+            "cache_saved_usd": saved,
         }
 
 
 class SummaryBuilder:
     """Accumulates result lines; memory grows only by two floats per ok item (for the percentiles)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pricer: Pricer | None = None) -> None:
+        """With a `pricer`, each line is also priced as if nothing had been cached, for "cache_saved_usd"."""
+        self._pricer = pricer
         self._models: dict[str | None, _ModelCounts] = {}
         self._latencies = array("d")
         self._ttfts = array("d")
@@ -107,7 +131,41 @@ class SummaryBuilder:
         model = get("model")
         counts = self._models.get(model)
         if counts is None:
-            counts = self._models[model] = _ModelCounts()
+            counts = self._models[model] = self._new_counts()
+        warmup = get("kind") == "warmup"
+        if warmup:
+            counts.warmups += 1
+        else:
+            self._count_item(counts, get)
+        usage = get("usage")
+        has_usage = type(usage) is dict or isinstance(usage, Mapping)
+        if has_usage:
+            tokens = counts.tokens
+            for name in _TOKEN_FIELDS:
+                value = usage.get(name)
+                if type(value) is int:  # malformed counters count as 0 rather than fail a long run's summary
+                    tokens[name] += value
+        cost = get("cost_usd")
+        if _is_number(cost):
+            counts.priced += 1
+            counts.cost.add(cost)
+            if counts.uncached is not None and not warmup:
+                self._add_uncached(counts.uncached, model, usage, cost)
+        elif has_usage:
+            counts.unpriced += 1
+        attempts = get("attempts")
+        if type(attempts) is int:
+            self._attempts += attempts
+        retries = get("retries")
+        if retries and isinstance(retries, Mapping):
+            for cause, n in retries.items():
+                if type(n) is int:
+                    self._retries[str(cause)] += n
+
+    def _new_counts(self) -> _ModelCounts:
+        return _ModelCounts(uncached=_Sum() if self._pricer else None)
+
+    def _count_item(self, counts: _ModelCounts, get: Callable[[str], Any]) -> None:
         counts.items += 1
         if get("status") == "ok":
             counts.ok += 1
@@ -122,35 +180,21 @@ class SummaryBuilder:
             error = get("error")
             error_type = error.get("type") if isinstance(error, Mapping) else None
             self._errors_by_type[error_type if isinstance(error_type, str) else "unknown"] += 1
-        usage = get("usage")
-        has_usage = type(usage) is dict or isinstance(usage, Mapping)
-        if has_usage:
-            tokens = counts.tokens
-            for name in _TOKEN_FIELDS:
-                value = usage.get(name)
-                if type(value) is int:  # malformed counters count as 0 rather than fail a long run's summary
-                    tokens[name] += value
-        cost = get("cost_usd")
-        if _is_number(cost):
-            counts.priced += 1
-            counts.add_cost(cost)
-        elif has_usage:
-            counts.unpriced += 1
-        attempts = get("attempts")
-        if type(attempts) is int:
-            self._attempts += attempts
-        retries = get("retries")
-        if retries and isinstance(retries, Mapping):
-            for cause, n in retries.items():
-                if type(n) is int:
-                    self._retries[str(cause)] += n
+
+    def _add_uncached(self, total: _Sum, model: Any, usage: Any, cost: float) -> None:
+        """Add what the line would have cost uncached: its own cost when nothing was cached."""
+        cached = isinstance(usage, Mapping) and (
+            usage.get("cache_read_input_tokens") or usage.get("cache_creation_input_tokens")
+        )
+        uncached = self._pricer.cost_without_cache(str(model), usage) if cached and self._pricer else None
+        total.add(cost if uncached is None else uncached)
 
     def absorb(self, other: SummaryBuilder) -> None:
         """Count `other`'s lines too: they must be of other items (no id in both)."""
         for model, counts in other._models.items():
             mine = self._models.get(model)
             if mine is None:
-                mine = self._models[model] = _ModelCounts()
+                mine = self._models[model] = self._new_counts()
             mine.absorb(counts)
         self._latencies.extend(other._latencies)
         self._ttfts.extend(other._ttfts)
@@ -162,7 +206,7 @@ class SummaryBuilder:
         self, *, run: RunStats | None = None, extra: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """One line per model (sorted by model, a missing model last), then the total line."""
-        total = _ModelCounts()
+        total = self._new_counts()
         out: list[dict[str, Any]] = []
         for model in sorted(self._models, key=lambda m: (m is None, m or "")):
             counts = self._models[model]
@@ -221,7 +265,9 @@ def _iter_records(path: Path, end: int | None) -> Iterator[tuple[int, ResultReco
             yield number, record
 
 
-def summarize_file(path: str | os.PathLike[str], *, end: int | None = None) -> SummaryBuilder:
+def summarize_file(
+    path: str | os.PathLike[str], *, end: int | None = None, pricer: Pricer | None = None
+) -> SummaryBuilder:
     """Summarize a results file, or its lines before byte `end`; when an id was retried on several lines
     (resumed runs), the last line counts.
 
@@ -230,25 +276,25 @@ def summarize_file(path: str | os.PathLike[str], *, end: int | None = None) -> S
     again in two passes that find each id's last line first.
     """
     path = Path(path)
-    builder = SummaryBuilder()
+    builder = SummaryBuilder(pricer)
     seen: set[object] = set()
     for _lineno, record in _iter_records(path, end):
         item_id = record.get("id")
         if isinstance(item_id, str | int):
             if item_id in seen:
-                return _summarize_last_lines(path, end)
+                return _summarize_last_lines(path, end, pricer)
             seen.add(item_id)
         builder.add(record)
     return builder
 
 
-def _summarize_last_lines(path: Path, end: int | None) -> SummaryBuilder:
+def _summarize_last_lines(path: Path, end: int | None, pricer: Pricer | None) -> SummaryBuilder:
     last_line: dict[object, int] = {}
     for lineno, record in _iter_records(path, end):
         item_id = record.get("id")
         if isinstance(item_id, str | int):
             last_line[item_id] = lineno
-    builder = SummaryBuilder()
+    builder = SummaryBuilder(pricer)
     for lineno, record in _iter_records(path, end):
         item_id = record.get("id")
         if not isinstance(item_id, str | int) or last_line[item_id] == lineno:
@@ -288,11 +334,29 @@ def format_table(lines: list[dict[str, Any]]) -> str:
             f"  TTFT p50 {_fmt(total.get('ttft_p50_s'), '.2f', 's')}"
             f" p95 {_fmt(total.get('ttft_p95_s'), '.2f', 's')}"
         )
+        cache = _cache_line(total)
+        if cache:
+            text.append(cache)
         for label, key in (("retries", "retries"), ("errors", "errors_by_type")):
             counts = total.get(key) or {}
             if counts:
                 text.append(f"{label}: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
     return "\n".join(text)
+
+
+def _cache_line(total: Mapping[str, Any]) -> str | None:
+    """The prompt cache's part, when it had one: tokens read and written, warm-ups, and what it saved."""
+    read = total.get("cache_read_input_tokens") or 0
+    written = total.get("cache_creation_input_tokens") or 0
+    if not (read or written):
+        return None
+    warmups = total.get("warmups") or 0
+    plural = "s" * (warmups != 1)
+    line = f"prompt cache: {read:,} tokens read, {written:,} written ({warmups} warm-up{plural})"
+    saved = total.get("cache_saved_usd")
+    if saved is not None:
+        line += f"; saved ${saved:.6f} against no caching" if saved >= 0 else f"; cost ${-saved:.6f} more"
+    return line
 
 
 def _table_row(label: str, line: Mapping[str, Any]) -> tuple[str, ...]:

@@ -112,13 +112,13 @@ KINDS: dict[str, dict[str, Any]] = {
             cached("More context. " * 40),
             {"type": "text", "text": "Q?"},
         ],
-        system=[cached("You are terse. " * 30)],
+        system=[cached("You are terse. " * 300)],
     ),
     "cache-read": body(
-        [cached("Shared context. " * 60), {"type": "text", "text": "Again? [[sim cache_read=150]]"}],
-        system=[cached("You are terse. " * 30, ttl="1h")],
+        [cached("Shared context. " * 60), {"type": "text", "text": "Again? [[sim cache_read=1200]]"}],
+        system=[cached("You are brief. " * 300, ttl="1h")],
     ),
-    "cache-auto": body("Automatic caching.", cache_control={"type": "ephemeral"}),
+    "cache-auto": body("Automatic caching. " * 250, cache_control={"type": "ephemeral"}),
     "priority": body("Fast lane. [[sim service_tier=priority]]", service_tier="auto"),
     "pause-turn": body("Search a lot. [[sim stop=pause_turn]]", tools=[WEB_SEARCH]),
     "refusal": body("Something bad. [[sim stop=refusal]]"),
@@ -252,7 +252,7 @@ def test_every_kind_is_really_exercised() -> None:
     assert usage["cache"]["cache_creation"]["ephemeral_1h_input_tokens"] > 0
     assert usage["cache"]["cache_creation"]["ephemeral_5m_input_tokens"] > 0
     assert usage["cache"]["cache_read_input_tokens"] == 0
-    assert usage["cache-read"]["cache_read_input_tokens"] == 150
+    assert usage["cache-read"]["cache_read_input_tokens"] == 1200
     assert usage["cache-auto"]["cache_creation"]["ephemeral_5m_input_tokens"] > 0
     assert usage["priority"]["service_tier"] == "priority"
     assert "cache_creation" not in usage["plain"] and "server_tool_use" not in usage["plain"]
@@ -269,7 +269,7 @@ def test_cache_split_follows_breakpoints_and_ttl() -> None:
     no_cache = expected_reply(
         {
             **request,
-            "system": [{"type": "text", "text": "You are terse. " * 30}],
+            "system": [{"type": "text", "text": "You are terse. " * 300}],
             "messages": [
                 {
                     "role": "user",
@@ -285,7 +285,7 @@ def test_cache_split_follows_breakpoints_and_ttl() -> None:
     assert total == no_cache["input_tokens"]
     read = expected_reply(KINDS["cache-read"])["usage"]
     # The read is served from the front of the prefix: here the system prompt's 1h entry and then some.
-    assert read["cache_read_input_tokens"] == 150
+    assert read["cache_read_input_tokens"] == 1200
     assert read["cache_creation"]["ephemeral_1h_input_tokens"] == 0
 
 

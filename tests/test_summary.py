@@ -102,6 +102,8 @@ def test_model_lines_and_total() -> None:
             "cache_read_input_tokens": 0,
             "cost_usd": 0.3,
             "unpriced_items": 0,
+            "warmups": 0,
+            "cache_saved_usd": None,
         },
         {
             "kind": "model",
@@ -115,6 +117,8 @@ def test_model_lines_and_total() -> None:
             "cache_read_input_tokens": 7,
             "cost_usd": 0.35,  # 0.1 + 0.2 + 0.05 without float noise
             "unpriced_items": 0,
+            "warmups": 0,
+            "cache_saved_usd": None,
         },
         {
             "kind": "model",
@@ -128,6 +132,8 @@ def test_model_lines_and_total() -> None:
             "cache_read_input_tokens": 0,
             "cost_usd": None,  # nothing priceable, one item billed: unknown, not free
             "unpriced_items": 1,
+            "warmups": 0,
+            "cache_saved_usd": None,
         },
     ]
     assert total == {
@@ -141,6 +147,8 @@ def test_model_lines_and_total() -> None:
         "cache_read_input_tokens": 7,
         "cost_usd": 0.65,
         "unpriced_items": 1,
+        "warmups": 0,
+        "cache_saved_usd": None,
         "wall_time_s": None,
         "items_per_s": None,
         "output_tokens_per_s": None,
@@ -237,6 +245,8 @@ def test_empty_summary() -> None:
             "cache_read_input_tokens": 0,
             "cost_usd": 0.0,
             "unpriced_items": 0,
+            "warmups": 0,
+            "cache_saved_usd": None,
             "wall_time_s": None,
             "items_per_s": None,
             "output_tokens_per_s": None,
@@ -345,7 +355,8 @@ def test_format_table() -> None:
     assert rows[4].split() == ["total", "6", "4", "2", "64", "306", "$0.650000", "(+1", "unpriced)"]
     assert rows[5] == "wall time 4.0s  items/s 0.50  output tok/s 75.0"
     assert rows[6] == "latency p50 1.50s p95 2.85s  TTFT p50 0.20s p95 0.29s"
-    assert rows[7:] == ["retries: overloaded 3, rate_limit 1", "errors: api_error 1, overloaded_error 1"]
+    assert rows[7] == "prompt cache: 7 tokens read, 5 written (0 warm-ups)"  # no price: no saving shown
+    assert rows[8:] == ["retries: overloaded 3, rate_limit 1", "errors: api_error 1, overloaded_error 1"]
     assert len({len(row) for row in rows[:5]}) == 1  # columns line up
 
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import read_jsonl, run_cli, write_jsonl
 
 from batchstream.markdown import append_github_step_summary, first_errors, markdown_summary
+from batchstream.pricing import Pricer
 from batchstream.summary import format_table, summarize_file
 
 LONG = "word " * 80  # 400 characters
@@ -58,7 +59,7 @@ def test_summary_writes_the_jsonl_and_prints_the_table(tmp_path: Path) -> None:
     done = run_cli("summary", path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
-    lines = summarize_file(path).lines()
+    lines = summarize_file(path, pricer=Pricer()).lines()
     assert read_jsonl(tmp_path / "run.results.summary.jsonl") == lines
     assert done.stderr == format_table(lines) + "\n"
     [total] = [line for line in lines if line["kind"] == "total"]
@@ -70,7 +71,7 @@ def test_summary_output_option(tmp_path: Path) -> None:
     path = results(tmp_path / "run.results.jsonl")
     done = run_cli("summary", path, "--output", tmp_path / "elsewhere.jsonl")
     assert done.returncode == 0, done.stderr
-    assert read_jsonl(tmp_path / "elsewhere.jsonl") == summarize_file(path).lines()
+    assert read_jsonl(tmp_path / "elsewhere.jsonl") == summarize_file(path, pricer=Pricer()).lines()
     assert not (tmp_path / "run.results.summary.jsonl").exists()
 
 

@@ -78,6 +78,10 @@ def request_key(body: dict[str, Any]) -> str:
 def build_reply(
     body: dict[str, Any], key: str, reply_tokens: tuple[int, int], directives: Directives
 ) -> Reply:
+    if body.get("max_tokens") == 0:
+        # Pre-warming the prompt cache: the prompt is read (and cached), nothing is generated.
+        start, delta = _usage(body, directives, [], [])
+        return Reply((), "max_tokens", None, None, start, delta)
     rng = random.Random(int(key, 16))
     length = directives.tokens if directives.tokens is not None else rng.randint(*reply_tokens)
     blocks: list[Block] = []

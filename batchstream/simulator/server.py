@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -11,6 +12,7 @@ from typing import Any, NoReturn
 
 import orjson
 
+from .cache import PromptCache
 from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 from .directives import DirectiveError, parse_directives
 from .events import Event, garbled, stream_events
@@ -86,6 +88,7 @@ class Simulator:
         self.config = config
         self.stats = Stats()
         self.limiter = RequestLimiter(config.rpm)
+        self.cache = PromptCache()
         # Without these, only a `[[sim fail=...]]` script can fault an attempt; deciding costs a seeded PRNG.
         self._configured_faults = config.fail_first > 0 or any(
             map(config.fault_probability, PROBABILISTIC_FAULTS)
@@ -107,6 +110,7 @@ class Simulator:
         self.stats = Stats()
         self.limiter.reset()
         self._outage_until = None
+        self.cache.reset()
 
     def close(self) -> None:
         self.log.close()
@@ -254,9 +258,14 @@ class Simulator:
                 self._fail_with_status(STATUS_FAULTS[fault.kind], fault.kind)
             if fault.kind == "stall":
                 return await self._stall(request)
+        cached = self.cache.lookup(body)
+        if cached.read > directives.cache_read:
+            directives = dataclasses.replace(directives, cache_read=cached.read)
         reply = build_reply(body, exchange.key, config.reply_tokens, directives)
         if config.ttft_s:
             await self._ttft.sleep(config.ttft_s)
+        # From message_start on (or the whole reply, unstreamed), what this request wrote can be read.
+        self.cache.store(cached)
         if body.get("stream"):
             return await self._stream(request, exchange, reply, fault, directives.garble)
         return await self._message(request, exchange, reply, fault)

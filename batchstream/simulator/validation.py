@@ -22,6 +22,8 @@ from ..apifields import (
     SAMPLING_FIELDS,
     SAMPLING_REMOVED_IN,
 )
+from ..cacherules import MAX_BREAKPOINTS
+from .prompt import count_breakpoints
 
 # The service's list is the client's list (`apifields`), plus the `stream` flag the client sets itself.
 _MESSAGES_FIELDS = MESSAGES_FIELDS | {"stream"}
@@ -32,13 +34,20 @@ _ROLES = ("user", "assistant")
 # The wording of these two is ours: the service's exact text for them is not known to us.
 _ASSISTANT_DOCUMENT = "{where}.type: document blocks are not permitted in assistant messages"
 _USER_CITATIONS = "{where}.citations: citations are not permitted on text blocks in user messages"
+_PREWARM = "max_tokens: 0 (prompt cache pre-warming) cannot be combined with {name}"
+_TOO_MANY_BREAKPOINTS = "A maximum of {limit} blocks with cache_control may be provided. Found {count}."
 
 
 def validate_messages_body(body: Any, api_version: str = SAMPLING_REMOVED_IN) -> str | None:
     legacy = api_version < SAMPLING_REMOVED_IN
     allowed = _MESSAGES_FIELDS if legacy else _MESSAGES_FIELDS_2026
     required = ("model", "max_tokens", "messages")
-    return _validate(body, allowed, required, legacy) or _check_sampling(body, legacy)
+    return (
+        _validate(body, allowed, required, legacy)
+        or _check_sampling(body, legacy)
+        or _check_prewarm(body)
+        or _check_breakpoints(body)
+    )
 
 
 def validate_count_tokens_body(body: Any, api_version: str = SAMPLING_REMOVED_IN) -> str | None:
@@ -143,6 +152,34 @@ def _check_sampling(body: dict[str, Any], legacy: bool) -> str | None:
     if "stream" in body and not isinstance(body["stream"], bool):
         return "stream: Input should be a valid boolean"
     return _check_stop_sequences(body.get("stop_sequences"))
+
+
+def _check_prewarm(body: dict[str, Any]) -> str | None:
+    """`max_tokens: 0` only fills the prompt cache (see `cacherules`); it cannot stream, think, force a tool
+    call or shape the output, none of which it would produce."""
+    if body["max_tokens"] != 0:
+        return None
+    thinking = body.get("thinking")
+    choice = body.get("tool_choice")
+    output_config = body.get("output_config")
+    refused = (
+        ("stream", body.get("stream") is True),
+        ("thinking", isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")),
+        ("tool_choice", isinstance(choice, dict) and choice.get("type") in ("any", "tool")),
+        ("output_format", body.get("output_format") is not None),
+        ("output_config.format", isinstance(output_config, dict) and "format" in output_config),
+    )
+    for name, present in refused:
+        if present:
+            return _PREWARM.format(name=name)
+    return None
+
+
+def _check_breakpoints(body: dict[str, Any]) -> str | None:
+    count = count_breakpoints(body)
+    if count > MAX_BREAKPOINTS:
+        return _TOO_MANY_BREAKPOINTS.format(limit=MAX_BREAKPOINTS, count=count)
+    return None
 
 
 def _check_stop_sequences(stop_sequences: Any) -> str | None:

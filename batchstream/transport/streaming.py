@@ -16,6 +16,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+import orjson
 from anthropic.resources.beta.messages.messages import AsyncMessages as _AsyncBetaMessages
 from anthropic.resources.messages.messages import AsyncMessages as _AsyncMessages
 
@@ -92,7 +93,7 @@ class StreamingSender:
     async def aclose(self) -> None:
         await self._client.close()
 
-    def _sdk_call(self, request: Request) -> Any:
+    def _sdk_call(self, request: Request, *, stream: bool = True) -> Any:
         """The SDK call that sends `request`, its reply left as raw bytes for our event parser."""
         if request.betas:
             kwargs, extra = _split_params(request.params, _BETA_KWARGS)
@@ -101,7 +102,7 @@ class StreamingSender:
         else:
             kwargs, extra = _split_params(request.params, _MESSAGES_KWARGS)
             create = self._client.messages.with_streaming_response.create
-        return create(**kwargs, stream=True, extra_body=extra or None)
+        return create(**kwargs, stream=stream, extra_body=extra or None)
 
     async def send(self, request: Request) -> Sent:
         started = time.monotonic()
@@ -120,6 +121,16 @@ class StreamingSender:
             assembly.ttft,
             http_response.headers,
         )
+
+    async def send_unstreamed(self, request: Request) -> Sent:
+        """`request` answered in one piece: how a `max_tokens: 0` cache warm-up must be sent (it cannot
+        stream), and what is left of a reply is only its usage."""
+        started = time.monotonic()
+        async with self._sdk_call(request, stream=False) as response:
+            body = await response.read()
+        latency = time.monotonic() - started
+        headers = response.http_response.headers
+        return Sent(orjson.loads(body), headers.get("request-id"), latency, None, headers)
 
 
 class _Assembly:
