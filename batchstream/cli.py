@@ -33,8 +33,10 @@ Exit codes:
   0    every item ok
   1    finished, but some items ended in error (see the results file);
        with --fail-on-error-rate X, only when more than X of the items did
-  2    usage or input error, bad API key or account, disk error; nothing lost, resumable
+  2    usage or input error, bad API key or account (credit, spend limit), untrusted certificate,
+       the first items all failing the same way, disk error; nothing lost, resumable
   3    stopped by --max-cost; run again with a higher budget to continue
+  4    the API stayed unavailable longer than --max-outage; run the same command to resume
   70   stopped by an internal error (a bug; please report it); results kept, resumable
   130  interrupted (Ctrl-C / SIGTERM); run the same command to resume"""
 
@@ -279,6 +281,14 @@ def _defaults(
     show_default=True,
     help="Seconds one attempt may take in all.",
 )
+@click.option(
+    "--max-outage",
+    type=click.FloatRange(min=0.001),
+    default=900.0,
+    show_default=True,
+    help="Seconds the API may stay unavailable (every request failing: network, 5xx, 529) while the run "
+    "waits and probes, before it stops with exit 4; attempts in an outage do not count in --max-attempts.",
+)
 @click.option("--rpm", type=click.IntRange(min=1), help="Client-side cap: requests per minute.")
 @click.option(
     "--itpm",
@@ -336,6 +346,7 @@ def run(
     backoff_cap: float,
     stall_timeout: float,
     timeout: float,
+    max_outage: float,
     rpm: int | None,
     itpm: int | None,
     otpm: int | None,
@@ -392,6 +403,7 @@ def run(
             backoff_cap=backoff_cap,
             stall_timeout=stall_timeout,
             timeout=timeout,
+            max_outage=max_outage,
         ),
         api_key=api_key,
         base_url=base_url,
@@ -586,6 +598,22 @@ def _probability(name: str, what: str) -> Any:
     show_default=True,
     help="retry-after seconds sent with injected 429/529.",
 )
+@click.option(
+    "--outage",
+    "outage_s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds, from the first request, during which every request fails with --outage-kind.",
+)
+@click.option("--outage-kind", type=click.Choice(["529", "500", "reset"]), default="529", show_default=True)
+@click.option(
+    "--account",
+    type=click.Choice(["credit_exhausted", "usage_limit", "spend_limit"]),
+    help="Refuse every request as the API refuses an account out of credit (400) or past its usage (400) "
+    "or spend (429) limit.",
+)
+@click.option("--missing-model", metavar="MODEL", help="Answer requests for MODEL with 404 not_found_error.")
 @click.option(
     "--seed",
     type=int,

@@ -34,6 +34,7 @@ class RetryPolicy:
     backoff_cap: float = 30.0
     stall_timeout: float = 60.0  # seconds without a byte before an attempt is abandoned
     timeout: float = 600.0  # seconds one attempt may take in all
+    max_outage: float = 900.0  # seconds the API may stay unavailable before the run stops (exit 4)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -42,6 +43,7 @@ class RetryPolicy:
             raise UsageError("backoff_base and backoff_cap must be >= 0")
         _positive("stall_timeout", self.stall_timeout)
         _positive("timeout", self.timeout)
+        _positive("max_outage", self.max_outage)
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds before the next attempt; a server's retry-after is honoured exactly."""

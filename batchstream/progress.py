@@ -23,6 +23,8 @@ class Progress:
         self.output_tokens = 0
         self.cost_usd = 0.0
         self.started = time.monotonic()
+        # Why nothing is moving, while that lasts (an outage: "API unavailable since ..."); set by the run.
+        self.notice: str | None = None
 
     @property
     def done(self) -> int:
@@ -79,6 +81,7 @@ class BarProgress(Progress):
         self._bar.update(1)
 
     def tick(self) -> None:
+        self._bar.set_description_str(self.notice or "", refresh=False)
         self._bar.refresh()
 
     def note(self, status: str, details: list[str]) -> None:
@@ -123,9 +126,10 @@ class LineProgress(Progress):
 
     def _print(self) -> None:
         _, tokens_per_s = self._rates()
+        notice = f"; {self.notice}" if self.notice else ""
         self._stream.write(
             f"batchstream: {self.done}/{self.total} done ({self.ok} ok, {self.errors} errors this run), "
-            f"{tokens_per_s:,.0f} output tok/s, ${self.cost_usd:.4f}, ETA {self._eta()}\n"
+            f"{tokens_per_s:,.0f} output tok/s, ${self.cost_usd:.4f}, ETA {self._eta()}{notice}\n"
         )
         self._stream.flush()
 

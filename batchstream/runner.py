@@ -27,21 +27,22 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .attempts import Cancelled, Failed, Fatal, Ok, Outcome, run_attempts
+from .attempts import Cancelled, Failed, Fatal, Ok, Outcome, Unavailable, run_attempts
 from .budget import Budget
 from .caching import CachePlan, Group, PrefixCounter
 from .config import RunConfig, default_summary
 from .errors import (
     BatchstreamError,
     ExitCode,
-    FatalAPIError,
     InternalError,
     OutputWriteError,
     UsageError,
 )
 from .eventloop import new_event_loop
+from .held import HeldRows
 from .inputs import Request, deprecation_warnings
 from .limiter import LaunchController
+from .outage import Breaker
 from .plan import Plan, make_plan, requests
 from .pricing import Pricer
 from .progress import Progress
@@ -56,9 +57,10 @@ from .results import (
     repair_tail,
     rewrite_in_order,
 )
+from .stops import fatal_error, outage_error, systematic_error
 from .summary import RunStats, SummaryBuilder, summarize_file, write_summary
 from .transport import Sender
-from .transport.failures import Failure, classify
+from .transport.failures import classify
 from .warmup import WARMUP_KIND, Unstreamed, Warmups, warmup_request
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
@@ -75,6 +77,7 @@ class StopReason(StrEnum):
     COMPLETED = "completed"
     BUDGET = "budget"  # --max-cost: the next item could have passed it
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM
+    OUTAGE = "outage"  # the API stayed unavailable past --max-outage; raised after the summary
     ERROR = "error"  # a run-level error (refused account, disk, a bug); raised after the summary
 
 
@@ -109,6 +112,8 @@ class RunReport:
             return ExitCode.INTERRUPTED
         if self.stopped_by_budget:
             return ExitCode.BUDGET
+        if self.stopped is StopReason.OUTAGE:
+            return ExitCode.OUTAGE
         errors = self.total_line.get("errors") or 0
         if self.fail_on_error_rate is None:
             return ExitCode.ITEM_ERRORS if errors else ExitCode.OK
@@ -215,6 +220,8 @@ class _Run:
         self.writer: ResultWriter | None = None
         self.progress: Progress = Progress(0, 0)
         self.controller: LaunchController | None = None
+        self.breaker = Breaker(config.retry.max_outage)
+        self.held = HeldRows()
         self.sender: Sender | None = None
         self.secret: str | None = config.api_key
         self._counted = SummaryBuilder(self.pricer)
@@ -373,6 +380,9 @@ class _Run:
         try:
             await self.watched(self._dispatch(plan))
         finally:
+            self._show_outage()  # an outage that ended since the last tick says so
+            for row in self.held.release(outage=self.stopped is StopReason.OUTAGE):
+                self.record(*row)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -493,7 +503,10 @@ class _Run:
             if isinstance(outcome, Cancelled):
                 return
             if isinstance(outcome, Fatal):
-                self._stop(_fatal_error(outcome.failure, self.output))
+                self._stop(fatal_error(outcome.failure, self.output))
+                return
+            if isinstance(outcome, Unavailable):
+                self._stop(outage_error(self.breaker, self.output), StopReason.OUTAGE)
                 return
             if isinstance(outcome, Ok):
                 try:
@@ -508,9 +521,18 @@ class _Run:
                 except Exception as exc:  # the reply came and is paid for: that item fails, the run goes on
                     failure = classify(exc, secret=self.secret)
                     record = error_record(request, failure, outcome.attempts, outcome.retries)
+                finished = [*self.held.succeeded(), (request, record)]
             else:
                 record = error_record(request, outcome.failure, outcome.attempts, outcome.retries)
-            record = self.record(request, record)
+                finished = self.held.failed(request, record, outcome.failure)
+                if self.held.tripped is not None:
+                    self._stop(systematic_error(self.held.tripped, self.held.count, self.output))
+            for item in finished:
+                written = self.record(*item)
+                if item[0] is request:
+                    record = written
+                if written is None:
+                    return
         finally:
             if self.budget is not None:
                 self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
@@ -521,6 +543,7 @@ class _Run:
             request,
             sender,
             self.controller,
+            self.breaker,
             self.config.retry,
             rng=self._rng,
             secret=self.secret,
@@ -599,7 +622,20 @@ class _Run:
     async def _tick_progress(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self._show_outage()
             self.progress.tick()
+
+    def _show_outage(self) -> None:
+        """Say when an outage begins and ends, and keep its note on the progress line while it lasts."""
+        notice = self.breaker.notice()
+        if notice is not None and self.progress.notice is None:
+            self.host.log(
+                f"{notice}: {self.breaker.describe_failure()}. Nothing new is launched until a probe "
+                f"succeeds; the run stops after --max-outage {self.config.retry.max_outage:g} s"
+            )
+        elif notice is None and self.progress.notice is not None:
+            self.host.log("API available again: resuming")
+        self.progress.notice = notice
 
     @property
     def _launching(self) -> bool:
@@ -609,7 +645,7 @@ class _Run:
     def _stopping(self) -> bool:
         """Whether a stop cancels what is in flight (a budget stop lets it finish); true at once, before the
         cancel lands."""
-        return self.stopped is StopReason.INTERRUPTED or self.stopped is StopReason.ERROR
+        return self.stopped in (StopReason.INTERRUPTED, StopReason.ERROR, StopReason.OUTAGE)
 
     def _stop(self, error: BatchstreamError | None, reason: StopReason = StopReason.ERROR) -> None:
         """Stop launching and cancel what is in flight (it runs again on resume); the first reason wins."""
@@ -639,19 +675,6 @@ def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
     for signum in _STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signum)
-
-
-def _fatal_error(failure: Failure, output: Path) -> FatalAPIError:
-    what = {
-        "authentication": "the API rejected the API key",
-        "permission": "the API key is not allowed to do this",
-        "billing": "the account cannot pay for more requests",
-    }[failure.cause]
-    return FatalAPIError(
-        f"{what} (HTTP {failure.status} {failure.type}: {failure.message}). Every remaining item would fail "
-        f"the same way, so the run stopped. Results already written to {output} are kept; fix the cause "
-        "and run the same command again to resume."
-    )
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -28,13 +29,17 @@ from .stats import RequestLog, Stats
 from .transcripts import load_transcript
 from .validation import validate_count_tokens_body, validate_messages_body
 from .wire import (
+    CREDIT_EXHAUSTED_MESSAGE,
     DEFAULT_ERROR_MESSAGES,
     JSON_CONTENT_TYPE,
+    SPEND_LIMIT_MESSAGE,
     SSE_HEADERS,
     error_body,
     message_object,
+    model_not_found_message,
     new_id,
     retry_after,
+    usage_limit_message,
 )
 
 # The service's own ceiling on a Messages request body.
@@ -92,6 +97,7 @@ class Simulator:
             map(config.fault_probability, PROBABILISTIC_FAULTS)
         )
         self.log = RequestLog(config.log_path)
+        self._outage_until: float | None = None  # set by the first Messages request when outage_s is on
         self._ttft = SharedSleeps()
         self._routes: dict[tuple[str, str], Callable[[Request], Awaitable[Answer]]] = {
             ("POST", "/v1/messages"): self._api(self._messages),
@@ -110,6 +116,7 @@ class Simulator:
     def reset(self) -> None:
         self.stats = Stats()
         self.limiter.reset()
+        self._outage_until = None
         self.cache.reset()
 
     def close(self) -> None:
@@ -265,8 +272,11 @@ class Simulator:
 
     async def _messages(self, request: Request, exchange: Exchange) -> Answer:
         config = self.config
+        if config.outage_s and self._in_outage():
+            return self._outage(request, exchange)
         body = self._read_body(request, exchange, validate_messages_body)
         exchange.model = body["model"]
+        self._check_account_and_model(exchange.model)
         exchange.admission = self.limiter.admit()
         if not exchange.admission.allowed:
             self.stats.rate_limited += 1
@@ -307,6 +317,34 @@ class Simulator:
         if body.get("stream"):
             return await self._stream(request, exchange, reply, fault, directives.garble)
         return await self._message(request, exchange, reply, fault)
+
+    def _in_outage(self) -> bool:
+        now = time.monotonic()
+        if self._outage_until is None:
+            self._outage_until = now + self.config.outage_s
+        return now < self._outage_until
+
+    def _outage(self, request: Request, exchange: Exchange) -> Answer:
+        """The service is down: an error status for everything, or a connection cut before any answer."""
+        kind = self.config.outage_kind
+        self.stats.faults["outage"] += 1
+        if kind == "reset":
+            exchange.outcome = "outage"
+            request.abort()
+            return None
+        self._fail_with_status(int(kind), "outage")
+
+    def _check_account_and_model(self, model: str) -> None:
+        """An account that cannot go on, or a model that is not there: refused, whatever the request asks."""
+        account = self.config.account
+        if account == "credit_exhausted":
+            raise Rejection(400, CREDIT_EXHAUSTED_MESSAGE, "credit_exhausted")
+        if account == "usage_limit":
+            raise Rejection(400, usage_limit_message(time.time()), "usage_limit")
+        if account == "spend_limit":
+            raise Rejection(429, SPEND_LIMIT_MESSAGE, "spend_limit")
+        if model == self.config.missing_model:
+            raise Rejection(404, model_not_found_message(model), "model_not_found")
 
     def _fail_with_status(self, status: int, outcome: str) -> NoReturn:
         wait = self.config.retry_after_s if status in (429, 529) else None
