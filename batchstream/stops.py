@@ -1,12 +1,25 @@
-"""What a run that stops early says: one line each, naming the cause, what was kept, and how to go on."""
+"""Why a run stops, and what a run that stops early says: one line each, naming the cause, what was kept, and
+how to go on."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from .errors import FatalAPIError, OutageError
 from .outage import Breaker
 from .transport.failures import Failure
+
+
+class StopReason(StrEnum):
+    """Why a run ended: the one answer, recorded on the summary's total line as `stopped`."""
+
+    COMPLETED = "completed"
+    BUDGET = "budget"  # --max-cost: the next item could have passed it
+    INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM
+    OUTAGE = "outage"  # the API stayed unavailable past --max-outage; raised after the summary
+    ERROR = "error"  # a run-level error (refused account, disk, a bug); raised after the summary
+
 
 _FATAL_CAUSES = {
     "authentication": "the API rejected the API key",

@@ -25,7 +25,7 @@ from .caching import Group
 from .inputs import WARMUP_ID_PREFIX, Request
 from .transport import Sent
 
-if TYPE_CHECKING:  # the SDK is imported only once a request is due (see runner._run_items)
+if TYPE_CHECKING:  # the SDK is imported only once a request is due (see dispatch.stream_items)
     from .transport.streaming import StreamingSender
 
 WARMUP_KIND = "warmup"

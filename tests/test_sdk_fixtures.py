@@ -163,7 +163,7 @@ def ours(chunks: Iterator[bytes]) -> tuple[dict[str, Any] | None, bool]:
 
 
 def result_fields(message: dict[str, Any]) -> dict[str, Any]:
-    """The message as a result line holds it (`runner._ok_record`): content and what it derives from it."""
+    """The message as a result line holds it (`record.ok_record`): content and what it derives from it."""
     content = message.get("content") or []
     return {
         "content": content,
