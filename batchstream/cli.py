@@ -527,6 +527,14 @@ def _probability(name: str, what: str) -> Any:
 @click.option(
     "--rpm", type=click.IntRange(min=1), help="Requests-per-minute limit; beyond it: 429 with retry-after."
 )
+@click.option(
+    "--itpm", type=click.IntRange(min=1), help="Input-tokens-per-minute limit, counted as the API counts it."
+)
+@click.option(
+    "--otpm",
+    type=click.IntRange(min=1),
+    help="Output-tokens-per-minute limit: max_tokens held from the start, the unused part given back.",
+)
 @_probability("p-429", "Probability of a 429 rate_limit_error.")
 @_probability("p-529", "Probability of a 529 overloaded_error.")
 @_probability("p-500", "Probability of a 500 api_error.")
@@ -586,6 +594,7 @@ def simulate(**options: Any) -> None:
     Examples:
       batchstream simulate --port 8765
       batchstream simulate --port 8765 --p-529 0.05 --p-drop 0.02 --rpm 600
+      batchstream simulate --port 8765 --itpm 400000 --otpm 80000
       ANTHROPIC_BASE_URL=http://127.0.0.1:8765 batchstream run prompts.jsonl
     """
     from .simulator import SimulatorConfig, serve

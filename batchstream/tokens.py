@@ -16,3 +16,18 @@ def estimate_input_tokens(params: dict[str, Any]) -> int:
     if "tools" in params:
         size += len(orjson.dumps(params["tools"]))
     return size // 3 + 8
+
+
+_CACHE_READS_COUNT = ("claude-3-haiku", "claude-3-5-haiku", "claude-3-opus")
+
+
+def itpm_charge(usage: dict[str, Any], model: str) -> int:
+    """The input tokens a request counts against the input-tokens-per-minute limit, from its usage.
+
+    Cache writes count and cache reads do not, except for the older models the rate-limit docs mark
+    (https://docs.claude.com/en/api/rate-limits, "cache-aware ITPM"): Haiku 3, Haiku 3.5 and Opus 3.
+    """
+    charge = int(usage.get("input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0)
+    if model.startswith(_CACHE_READS_COUNT):
+        charge += int(usage.get("cache_read_input_tokens") or 0)
+    return charge
