@@ -16,7 +16,7 @@ from .config import RetryPolicy
 from .deadline import Deadline
 from .inputs import Request
 from .limiter import LaunchController
-from .tokens import estimate_input_tokens
+from .tokens import prompt_bytes
 from .transport import Sender, Sent
 from .transport.failures import Failure, classify
 
@@ -64,15 +64,16 @@ async def run_attempts(
     `cached_tokens` of its prompt are expected to be read from the prompt cache, which the input-token
     rate limit does not count (for current models), so the pacing leaves them out.
     """
-    input_estimate = max(estimate_input_tokens(request.params) - cached_tokens, 0)
+    model, size = str(request.params.get("model") or ""), prompt_bytes(request.params)
     max_tokens = int(request.params.get("max_tokens") or 0)
     retries: dict[str, int] = {}
     attempt = 0
     while True:
         attempt += 1
+        input_estimate = max(controller.inputs.estimate(model, size) - cached_tokens, 0)
         ticket = await controller.acquire(input_estimate, max_tokens)
         if stopping():  # the run stopped while this one waited its turn
-            controller.release()
+            controller.release(ticket)
             return Cancelled()
         try:
             # Not an anyio cancel scope or asyncio.timeout, which cost several times as much; all cancel the
@@ -80,7 +81,7 @@ async def run_attempts(
             with Deadline(policy.timeout) as deadline:
                 sent = await sender.send(request)
         except Exception as exc:
-            controller.release()
+            controller.release(ticket)
             if isinstance(exc, TimeoutError) and deadline.expired():
                 failure = Failure.timeout(policy.timeout)
             else:
@@ -88,7 +89,8 @@ async def run_attempts(
         else:
             try:
                 usage = sent.message.get("usage") or {}
-                controller.release(usage.get("output_tokens") or 0)
+                controller.release(ticket, usage.get("output_tokens") or 0)
+                controller.inputs.observe(model, size, usage)
                 controller.on_success(sent.headers, ticket)
             except Exception as exc:  # the reply came and is paid for: another attempt would pay again
                 return Failed(classify(exc, secret=secret), attempt, retries)

@@ -560,8 +560,11 @@ class _Run:
                 return
 
     async def _tick_progress(self) -> None:
+        controller = self.controller
+        assert controller is not None
         while True:
             await asyncio.sleep(1.0)
+            self.progress.paced_by = controller.paced_by
             self.progress.tick()
 
     @property

@@ -46,7 +46,7 @@ def test_headers_teach_the_limit_and_an_empty_bucket_waits_one_slot_not_the_wind
         "anthropic-ratelimit-requests-reset": "2099-01-01T00:00:00Z",
     }
     controller.on_success(headers)
-    bucket = controller._buckets["requests"]
+    bucket = controller.learned("requests")
     assert bucket.rate == 2.0
     assert bucket.wait_time(1, clock()) == pytest.approx(0.5)  # 60 s / 120, not until the far-away reset
 
@@ -65,18 +65,29 @@ def test_a_reply_s_remaining_is_taken_as_of_when_its_request_was_sent() -> None:
     clock.now += 1.5
     headers = {"anthropic-ratelimit-requests-limit": "120", "anthropic-ratelimit-requests-remaining": "10"}
     controller.on_success(headers, first)
-    assert controller._buckets["requests"].tokens == pytest.approx(10 - 2 + 1.5 * 2.0)
+    assert controller.learned("requests").tokens == pytest.approx(10 - 2 + 1.5 * 2.0)
     # The newest request's reply: nothing was sent after it, so only the refill is added.
     controller.on_success({**headers, "anthropic-ratelimit-requests-remaining": "5"}, third)
-    assert controller._buckets["requests"].tokens == pytest.approx(5 + 1.5 * 2.0)
+    assert controller.learned("requests").tokens == pytest.approx(5 + 1.5 * 2.0)
 
 
-def test_user_caps_win_over_headers() -> None:
-    controller = LaunchController(8, rpm=30, clock=Clock())
+def test_a_user_cap_holds_whatever_the_headers_allow() -> None:
+    """--rpm 30 against an account allowing 4,000 a minute: after the cap's 5 s burst the cap paces, not
+    the account's bucket."""
+    clock = Clock()
+    controller = LaunchController(8, rpm=30, clock=clock)
     controller.observe_headers(
         {"anthropic-ratelimit-requests-limit": "4000", "anthropic-ratelimit-requests-remaining": "3999"}
     )
-    assert controller._buckets["requests"].rate == 0.5
+    learned = controller.learned("requests")
+    assert learned is not None and learned.rate == pytest.approx(4000 / 60)
+    for _ in range(2):  # the cap's burst: 2.5 requests at 0.5 a second
+        ticket = controller._try_take(0, 0)
+        assert ticket is not None
+        controller.release(ticket)
+    assert controller._try_take(0, 0) is None
+    assert controller._wait_s == pytest.approx(1.0)
+    assert controller.paced_by == "RPM"
 
 
 def test_throttling_halves_the_window_once_per_burst_and_successes_grow_it_back() -> None:
@@ -102,10 +113,10 @@ def test_acquire_respects_the_window() -> None:
         started: list[int] = []
 
         async def item(n: int) -> None:
-            await controller.acquire(0, 0)
+            ticket = await controller.acquire(0, 0)
             started.append(n)
             await anyio.sleep(0.05)
-            controller.release()
+            controller.release(ticket)
 
         async with anyio.create_task_group() as tg:
             for n in range(4):
@@ -130,15 +141,15 @@ def test_a_caller_arriving_as_a_slot_frees_up_goes_after_those_already_waiting()
             ticket = await controller.acquire(0, 0)
             order.append(f"waiting{ticket.requests}")
             await anyio.sleep(0.01)
-            controller.release()
+            controller.release(ticket)
 
-        await controller.acquire(0, 0)
+        first = await controller.acquire(0, 0)
         with anyio.fail_after(2):  # a barging caller would hold the only slot while the waiter waits on
             async with anyio.create_task_group() as tg:
                 tg.start_soon(waiting)
                 await anyio.sleep(0.01)
                 assert order == []
-                controller.release()
+                controller.release(first)
                 ticket = await controller.acquire(0, 0)  # no turn given up between the release and this
                 order.append(f"late{ticket.requests}")
         return order
