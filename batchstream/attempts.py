@@ -91,14 +91,15 @@ async def run_attempts(
                 usage = sent.message.get("usage") or {}
                 controller.release(ticket, usage.get("output_tokens") or 0)
                 controller.inputs.observe(model, size, usage)
-                controller.on_success(sent.headers, ticket)
+                controller.on_success(sent.headers, ticket, usage.get("output_tokens") or 0)
             except Exception as exc:  # the reply came and is paid for: another attempt would pay again
                 return Failed(classify(exc, secret=secret), attempt, retries)
             return Ok(sent, attempt, retries)
         if failure.fatal:
             return Fatal(failure)
         if failure.throttled:
-            controller.on_throttle(failure.retry_after, failure.headers, ticket)
+            charged = failure.status != 429  # a 429 refuses a request before charging it anything
+            controller.on_throttle(failure.retry_after, failure.headers, ticket, charged=charged)
         limit = min(policy.max_attempts, failure.attempt_limit or policy.max_attempts)
         if not failure.retryable or attempt >= limit:
             return Failed(failure, attempt, retries)

@@ -26,8 +26,10 @@ from .tokens import InputCalibration
 # The three limits, in the order of every per-family tuple here, and how progress names each.
 FAMILIES = ("requests", "input-tokens", "output-tokens")
 LABELS = ("RPM", "ITPM", "OTPM")
-# The API rounds token counts in its headers to the nearest thousand: take the lower end of that.
-_ROUNDING = (0.0, 500.0, 500.0)
+# Taken off each family's `remaining`: the API rounds token counts to the nearest thousand, so the lower
+# end of that; and a share of the limit for what the correction by ticket cannot know exactly. A constant
+# reserve costs its size once per run, not a share of the rate: 1% of a limit is 0.6 s of refill.
+_RESERVE = ((0.0, 0.0), (500.0, 0.01), (500.0, 0.01))
 # How long after the last wait `paced_by` still names what held launches back.
 _PACED_RECENTLY_S = 2.0
 
@@ -89,12 +91,16 @@ class TokenBucket:
 class Ticket(NamedTuple):
     """One request's place among those sent: when, and how much of each limit had been taken by then
     (itself included). The rate-limit headers of its reply were counted when it arrived, so they do not
-    yet count anything sent (or given back) after it."""
+    yet count anything sent after it.
+
+    What other requests gave back after it was sent is left out of that correction: the server may
+    already have counted a give-back that happened between this request's sending and its arrival, and
+    counting it twice is what led to 429s; leaving out one it had not is only cautious."""
 
     sent_at: float
     requests: int
     input_tokens: int
-    output_tokens: int  # output held net: `max_tokens` of every request sent, less what came back
+    output_tokens: int  # `max_tokens` of every request sent so far
     reserved: int  # this request's own `max_tokens`, held until `release`
 
 
@@ -241,23 +247,32 @@ class LaunchController:
             for index, bucket in self._buckets:
                 if index == 2:
                     bucket.give_back(unused, now)
-            sent = self._sent
-            self._sent = sent._replace(output_tokens=sent.output_tokens - unused)
         self._notify()
 
-    def on_success(self, headers: Mapping[str, str] | None, ticket: Ticket | None = None) -> None:
+    def on_success(
+        self, headers: Mapping[str, str] | None, ticket: Ticket | None = None, output_tokens: int = 0
+    ) -> None:
+        """A reply came whole, with `output_tokens`; its headers were counted when its request arrived."""
         # Slow start up to the level of the last decrease, then one more slot per window's worth of successes.
         if self.window < self._threshold:
             self.window = min(self.ceiling, self.window + 1)
         else:
             self.window = min(self.ceiling, self.window + 1 / self.window)
-        if headers is not None:
-            self.observe_headers(headers, ticket)
+        if headers is not None and ticket is not None:
+            self.observe_headers(headers, ticket, given_back=ticket.reserved - output_tokens)
+        elif headers is not None:
+            self.observe_headers(headers)
         self._notify()
 
     def on_throttle(
-        self, retry_after: float | None, headers: Mapping[str, str] | None, ticket: Ticket | None = None
+        self,
+        retry_after: float | None,
+        headers: Mapping[str, str] | None,
+        ticket: Ticket | None = None,
+        *,
+        charged: bool = True,
     ) -> None:
+        """A 429 or 529. A 429 refuses the request before charging it anything (`charged=False`)."""
         now = self._clock()
         if retry_after:
             self._paused_until = max(self._paused_until, now + retry_after)
@@ -267,13 +282,16 @@ class LaunchController:
             self.window = self._threshold
             self._last_decrease = now
         if headers is not None:
-            self.observe_headers(headers, ticket)
+            given_back = ticket.reserved if ticket is not None and charged else 0
+            self.observe_headers(headers, ticket, given_back=given_back)
         self._notify()
 
-    def observe_headers(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
+    def observe_headers(
+        self, headers: Mapping[str, str], ticket: Ticket | None = None, *, given_back: int = 0
+    ) -> None:
         """Learn the limits and what is left of them from a reply's headers; with the request's `ticket`,
-        what was sent (and given back) after it is taken off `remaining`: with many requests in flight,
-        the reply's count is that many behind."""
+        what was sent after it is taken off `remaining` (with many requests in flight, the reply's count is
+        that many behind), and the output tokens this request gave back when it ended are added."""
         now = self._clock()
         sent = self._sent
         if ticket is None:
@@ -282,7 +300,7 @@ class LaunchController:
             since = (
                 sent.requests - ticket.requests,
                 sent.input_tokens - ticket.input_tokens,
-                sent.output_tokens - ticket.output_tokens,
+                sent.output_tokens - ticket.output_tokens - given_back,
             )
             sent_at = ticket.sent_at
         for index, (limit_header, remaining_header, reset_header) in enumerate(_HEADERS):
@@ -298,7 +316,8 @@ class LaunchController:
             if bucket is None:
                 bucket = self._learned[index] = TokenBucket(limit, now)
                 self._buckets.append((index, bucket))
-            bucket.observe(limit, remaining - _ROUNDING[index] - since[index], sent_at, now)
+            rounding, share = _RESERVE[index]
+            bucket.observe(limit, remaining - rounding - share * limit - since[index], sent_at, now)
         # No pause until the `-reset` time: that is when the whole bucket is full again, while the next
         # request fits much sooner; the bucket, now empty, already waits just that long.
 

@@ -26,6 +26,7 @@ from .harness import (
     write_input,
     write_tool_input,
 )
+from .pacing import pacing as _pacing
 from .report import Row, Scenario
 
 NAIVE = "naive SDK pattern"
@@ -723,6 +724,7 @@ SCENARIOS: dict[str, Callable[[Context], Scenario]] = {
     "big_input": big_input,
     "efficiency": efficiency,
     "rate_limit": rate_limit,
+    "pacing": lambda ctx: _pacing(ctx.dir("pacing"), ctx.quick, log),
 }
 
 
