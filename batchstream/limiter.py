@@ -42,14 +42,14 @@ class TokenBucket:
     bucket and step, on a path every request takes.
     """
 
-    __slots__ = ("_stamp", "_view_at", "capacity", "rate", "tokens")
+    __slots__ = ("_stamp", "_view_of", "capacity", "rate", "tokens")
 
     def __init__(self, per_minute: float, now: float, *, burst_s: float = 60.0) -> None:
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate * burst_s)
         self.tokens = self.capacity
         self._stamp = now
-        self._view_at = -math.inf  # when the request was sent whose reply last set `tokens`
+        self._view_of = -1  # the number (`Ticket.requests`) of the request whose reply last set `tokens`
 
     def _refill(self, now: float) -> None:
         tokens = self.tokens + (now - self._stamp) * self.rate
@@ -70,8 +70,9 @@ class TokenBucket:
         self._refill(now)
         self.tokens = min(self.capacity, self.tokens + amount)
 
-    def observe(self, limit: float, remaining: float, sent_at: float, now: float) -> None:
-        """Take the server's count, `remaining` as of `sent_at` (what was sent since already taken off).
+    def observe(self, limit: float, remaining: float, sent_at: float, now: float, request: int) -> None:
+        """Take the server's count, `remaining` as of `sent_at`, when the `request`-th request was sent
+        (what was sent since already taken off).
 
         A count from a request sent after the one that set the bucket last is the freshest there is and is
         taken as it is, up or down: an estimate that ran high is won back, and others' use of the account
@@ -81,8 +82,8 @@ class TokenBucket:
         self.rate = limit / 60.0
         self.capacity = max(1.0, limit)
         tokens = min(self.capacity, remaining + max(0.0, now - sent_at) * self.rate)
-        if sent_at >= self._view_at:
-            self._view_at = sent_at
+        if request >= self._view_of:
+            self._view_of = request
             self.tokens = tokens
         elif tokens < self.tokens:
             self.tokens = tokens
@@ -295,14 +296,14 @@ class LaunchController:
         now = self._clock()
         sent = self._sent
         if ticket is None:
-            since, sent_at = (0, 0, 0), now
+            since, sent_at, request = (0, 0, 0), now, sent.requests
         else:
             since = (
                 sent.requests - ticket.requests,
                 sent.input_tokens - ticket.input_tokens,
                 sent.output_tokens - ticket.output_tokens - given_back,
             )
-            sent_at = ticket.sent_at
+            sent_at, request = ticket.sent_at, ticket.requests
         for index, (limit_header, remaining_header, reset_header) in enumerate(_HEADERS):
             limit = _number(headers.get(limit_header))
             if limit is None or limit <= 0:
@@ -317,7 +318,8 @@ class LaunchController:
                 bucket = self._learned[index] = TokenBucket(limit, now)
                 self._buckets.append((index, bucket))
             rounding, share = _RESERVE[index]
-            bucket.observe(limit, remaining - rounding - share * limit - since[index], sent_at, now)
+            remaining -= rounding + share * limit + since[index]
+            bucket.observe(limit, remaining, sent_at, now, request)
         # No pause until the `-reset` time: that is when the whole bucket is full again, while the next
         # request fits much sooner; the bucket, now empty, already waits just that long.
 
