@@ -9,19 +9,12 @@ import time
 
 import anyio
 import pytest
+from conftest import Clock
 
 from batchstream.limiter import LaunchController, Ticket, TokenBucket
 from batchstream.tokens import InputCalibration
 
 MODEL = "claude-sonnet-5-5"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_user_cap_allows_a_few_seconds_of_burst_then_paces_at_the_rate() -> None:

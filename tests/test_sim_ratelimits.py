@@ -9,6 +9,7 @@ import time
 import httpx2
 import orjson
 import pytest
+from conftest import Clock
 
 from batchstream.simulator import SimulatorConfig, SimulatorThread
 from batchstream.simulator.ratelimit import RateLimits, rate_limit_headers, refusal_message
@@ -17,14 +18,6 @@ from batchstream.tokens import itpm_charge
 MODEL = "claude-sonnet-5-5"
 API_HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01", "content-type": "application/json"}
 FAMILIES = ("requests", "input-tokens", "output-tokens", "tokens")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_input_is_charged_at_the_start_and_output_held_at_max_tokens_until_the_reply_ends() -> None:
