@@ -4,6 +4,7 @@ part given back at the end)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def _write_input(path: Path, case: Case) -> Path:
     return path
 
 
-def pacing(workdir: Path, quick: bool, log: object) -> Scenario:
+def pacing(workdir: Path, quick: bool, log: Callable[[str], None]) -> Scenario:
     cases = QUICK_CASES if quick else CASES
     scenario = Scenario(
         "pacing",
@@ -92,7 +93,7 @@ def pacing(workdir: Path, quick: bool, log: object) -> Scenario:
         knobs = {case.knob: case.limit, "ttft": TTFT_S, "tokens_per_s": 0}
         knobs["reply_tokens"] = f"{case.reply_tokens},{case.reply_tokens}"
         with Simulator(work, **knobs) as sim:
-            log(f"{name}: {case.items} items, {case.knob} {case.limit:,}")  # type: ignore[operator]
+            log(f"{name}: {case.items} items, {case.knob} {case.limit:,}")
             output = work / "bs.results.jsonl"
             run = run_client(batchstream_argv(source, output, sim.url, CONCURRENCY), cwd=work, simulator=sim)
             stats = sim.stats()

@@ -137,7 +137,7 @@ class RateLimits:
 
     def settle(self, admission: Admission, output_tokens: int) -> None:
         """The request is over: give back what it reserved beyond the `output_tokens` it produced."""
-        bucket = self.buckets[2] if self.buckets else None
+        bucket = self.buckets[2]
         unused = admission.reserved - output_tokens
         if bucket is not None and unused > 0:
             bucket.refill(self._clock())
