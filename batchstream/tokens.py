@@ -29,16 +29,22 @@ def _prior_estimate(size: int) -> int:
     return size // 3 + 8
 
 
+# The usage fields that together are the whole prompt.
+_PROMPT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
 class InputCalibration:
     """Input tokens per byte of prompt, learned per model from replies, for pacing under the input-tokens
     limit.
 
-    Every reply reports what its request counted against that limit (`itpm_charge`) for a prompt whose
-    size we know. Until a model has replies, a request is estimated as `estimate_input_tokens` does (three
-    bytes a token: high for English, so the first requests stay under the limit); after, at the ratio seen
-    so far plus a margin that shrinks as replies come in (30% after one, 10% after 9, 5% after 36, never
-    under 3%). The ratio is of sums, not a mean of ratios, so a few long prompts weigh as what they are.
-    Only the limiter uses it: a budget (--max-cost) and `estimate` keep the fixed, cautious estimate.
+    Every reply reports how many tokens its prompt was (`input_tokens` plus the cache's writes and reads)
+    for a prompt whose size we know; what a request expects to read from the cache comes off per request
+    (`run_attempts`), as cache reads do not count toward the limit. Until a model has replies, a request
+    is estimated as `estimate_input_tokens` does (three bytes a token: high for English, so the first
+    requests stay under the limit); after, at the ratio seen so far plus a margin that shrinks as replies
+    come in (30% after one, 10% after 9, 5% after 36, never under 3%). The ratio is of sums, not a mean of
+    ratios, so a few long prompts weigh as what they are. Only the limiter uses it: a budget (--max-cost)
+    and `estimate` keep the fixed, cautious estimate.
     """
 
     __slots__ = ("_seen",)
@@ -61,19 +67,4 @@ class InputCalibration:
         seen = self._seen.setdefault(model, [0, 0, 0])
         seen[0] += 1
         seen[1] += size
-        seen[2] += itpm_charge(usage, model)
-
-
-_CACHE_READS_COUNT = ("claude-3-haiku", "claude-3-5-haiku", "claude-3-opus")
-
-
-def itpm_charge(usage: dict[str, Any], model: str) -> int:
-    """The input tokens a request counts against the input-tokens-per-minute limit, from its usage.
-
-    Cache writes count and cache reads do not, except for the older models the rate-limit docs mark
-    (https://docs.claude.com/en/api/rate-limits, "cache-aware ITPM"): Haiku 3, Haiku 3.5 and Opus 3.
-    """
-    charge = int(usage.get("input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0)
-    if model.startswith(_CACHE_READS_COUNT):
-        charge += int(usage.get("cache_read_input_tokens") or 0)
-    return charge
+        seen[2] += sum(int(usage.get(field) or 0) for field in _PROMPT_FIELDS)

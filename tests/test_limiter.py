@@ -268,7 +268,10 @@ def test_input_calibration_starts_cautious_and_converges_on_the_observed_ratio()
     assert calibration.estimate("claude-haiku-5-5", 8_400) == 8_400 // 3 + 8
 
 
-def test_cache_reads_do_not_teach_the_calibration_a_larger_prompt() -> None:
+def test_the_calibration_learns_the_whole_prompt_cache_writes_and_reads_included() -> None:
+    """What a request expects to read from the cache comes off per request, not off the ratio: a prompt
+    served mostly from the cache is no smaller."""
     calibration = InputCalibration()
-    calibration.observe(MODEL, 4_000, {"input_tokens": 10, "cache_read_input_tokens": 990})
-    assert calibration.estimate(MODEL, 4_000) == 13  # 10 counted, plus the 30% margin
+    usage = {"input_tokens": 10, "cache_creation_input_tokens": 200, "cache_read_input_tokens": 790}
+    calibration.observe(MODEL, 4_000, usage)
+    assert calibration.estimate(MODEL, 4_000) == 1_300  # 1,000 tokens, plus the 30% margin

@@ -12,8 +12,7 @@ import pytest
 from conftest import Clock
 
 from batchstream.simulator import SimulatorConfig, SimulatorThread
-from batchstream.simulator.ratelimit import RateLimits, rate_limit_headers, refusal_message
-from batchstream.tokens import itpm_charge
+from batchstream.simulator.ratelimit import RateLimits, itpm_charge, rate_limit_headers, refusal_message
 
 MODEL = "claude-sonnet-5-5"
 API_HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01", "content-type": "application/json"}

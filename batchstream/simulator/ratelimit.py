@@ -3,7 +3,7 @@
 Requests, input tokens and output tokens per minute (RPM, ITPM, OTPM) are each a token bucket whose
 capacity is the per-minute limit, starting full and refilled continuously at limit/60 a second. A request
 is admitted only when every bucket holds what it charges: one request; its input tokens, counted at the
-start (`input_tokens + cache_creation_input_tokens`: cache reads are free, see `tokens.itpm_charge`); and
+start (`input_tokens + cache_creation_input_tokens`: cache reads are free, see `itpm_charge`); and
 `max_tokens` of output, reserved at the start and given back down to the tokens actually produced at the
 end. Every reply carries `anthropic-ratelimit-{requests,input-tokens,output-tokens,tokens}-{limit,remaining,
 reset}`: token counts rounded to the nearest thousand, as the API rounds them, `reset` (RFC 3339) the
@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .http import header_lines
 from .wire import rfc3339
@@ -193,3 +194,18 @@ def _headers(values: tuple[tuple[int, int, int], ...]) -> bytes:
 @functools.lru_cache(maxsize=256)
 def _rfc3339(epoch_s: int) -> str:
     return rfc3339(epoch_s)
+
+
+_CACHE_READS_COUNT = ("claude-3-haiku", "claude-3-5-haiku", "claude-3-opus")
+
+
+def itpm_charge(usage: dict[str, Any], model: str) -> int:
+    """The input tokens a request counts against the input-tokens-per-minute limit, from its usage.
+
+    Cache writes count and cache reads do not, except for the older models the rate-limit docs mark
+    (https://docs.claude.com/en/api/rate-limits, "cache-aware ITPM"): Haiku 3, Haiku 3.5 and Opus 3.
+    """
+    charge = int(usage.get("input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0)
+    if model.startswith(_CACHE_READS_COUNT):
+        charge += int(usage.get("cache_read_input_tokens") or 0)
+    return charge

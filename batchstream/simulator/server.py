@@ -11,7 +11,6 @@ from typing import Any, NoReturn
 
 import orjson
 
-from ..tokens import itpm_charge
 from .cache import Lookup, PromptCache
 from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 from .directives import DirectiveError, Directives, parse_directives
@@ -19,7 +18,7 @@ from .events import Event, garbled, stream_events
 from .faults import STATUS_FAULTS, Fault, decide_fault
 from .http import BodyTooLarge, Request, Response, StreamResponse, header_lines
 from .prompt import estimate_input_tokens
-from .ratelimit import Admission, RateLimits, rate_limit_headers, refusal_message
+from .ratelimit import Admission, RateLimits, itpm_charge, rate_limit_headers, refusal_message
 from .replies import Reply, build_reply, request_key
 from .sleeps import SharedSleeps
 from .stats import RequestLog, Stats
