@@ -24,13 +24,14 @@ class Budget:
         self._pricer = pricer
         self._settled = asyncio.Event()
 
-    def worst_case(self, request: Request) -> float:
+    def worst_case(self, request: Request, *, batch: bool = False) -> float:
+        """USD at most for `request`: its input and all of max_tokens; with `batch`, at the batch price."""
         model = request.params["model"]
         usage = {
             "input_tokens": estimate_input_tokens(request.params),
             "output_tokens": int(request.params.get("max_tokens") or 0),
         }
-        cost = self._pricer.cost(model, usage)
+        cost = self._pricer.cost(model, usage, batch=batch)
         assert cost is not None, "the run checks every model has a price before it starts"
         return cost
 
@@ -46,13 +47,23 @@ class Budget:
         return True
 
     def try_reserve(self, worst_usd: float) -> bool:
-        """Hold `worst_usd` only if it fits now, without waiting: for a request that items wait on (a cache
-        warm-up), which waiting for their reservations to settle would deadlock."""
+        """Hold `worst_usd` if it fits now, without waiting: a batch's items are reserved as it is built,
+        and a cache warm-up, which items wait on, must not wait for their reservations to settle (a
+        deadlock)."""
         if self.spent_usd + self.reserved_usd + worst_usd > self.limit_usd:
             return False
+        self.hold(worst_usd)
+        return True
+
+    def hold(self, worst_usd: float) -> None:
+        """Hold `worst_usd` whether it fits or not: for an item already submitted (a batch re-attached)."""
         self.reserved_usd += worst_usd
         self._held += 1
-        return True
+
+    @property
+    def holding(self) -> bool:
+        """Whether any reservation is still held: if so, what does not fit now may fit once it settles."""
+        return self._held > 0
 
     def settle(self, worst_usd: float, actual_usd: float | None) -> None:
         self._held -= 1

@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from . import console
-from .config import Limits, Output, RetryPolicy, RunConfig
+from .batches.commands import batch_options, cancel_command, status_command
+from .config import VIAS, BatchOptions, Limits, Output, RetryPolicy, RunConfig
 from .errors import NO_API_KEY, BatchstreamError, ExitCode, InternalError, UsageError
 from .inputs import (
     DEFAULT_MAX_TOKENS,
@@ -32,8 +33,10 @@ Exit codes:
   0    every item ok
   1    finished, but some items ended in error (see the results file);
        with --fail-on-error-rate X, only when more than X of the items did
-  2    usage or input error, bad API key or account, disk error; nothing lost, resumable
+  2    usage or input error, bad API key or account (credit, spend limit), untrusted certificate,
+       the first items all failing the same way, disk error; nothing lost, resumable
   3    stopped by --max-cost; run again with a higher budget to continue
+  4    the API stayed unavailable longer than --max-outage; run the same command to resume
   70   stopped by an internal error (a bug; please report it); results kept, resumable
   130  interrupted (Ctrl-C / SIGTERM); run the same command to resume"""
 
@@ -81,6 +84,10 @@ def main() -> None:
       batchstream validate prompts.jsonl
       batchstream simulate --port 8765
     """
+
+
+main.add_command(status_command)
+main.add_command(cancel_command)
 
 
 def entry() -> None:
@@ -274,6 +281,14 @@ def _defaults(
     show_default=True,
     help="Seconds one attempt may take in all.",
 )
+@click.option(
+    "--max-outage",
+    type=click.FloatRange(min=0.001),
+    default=900.0,
+    show_default=True,
+    help="Seconds the API may stay unavailable (every request failing: network, 5xx, 529) while the run "
+    "waits and probes, before it stops with exit 4; attempts in an outage do not count in --max-attempts.",
+)
 @click.option("--rpm", type=click.IntRange(min=1), help="Client-side cap: requests per minute.")
 @click.option(
     "--itpm",
@@ -307,6 +322,7 @@ def _defaults(
     show_default=True,
     help="Seconds between progress lines when stderr is not a terminal.",
 )
+@batch_options
 def run(
     input_path: Path,
     output: Path | None,
@@ -330,6 +346,7 @@ def run(
     backoff_cap: float,
     stall_timeout: float,
     timeout: float,
+    max_outage: float,
     rpm: int | None,
     itpm: int | None,
     otpm: int | None,
@@ -341,6 +358,10 @@ def run(
     no_content: bool,
     quiet: bool,
     progress_interval: float,
+    via: str,
+    batch_size: int,
+    poll_interval: float | None,
+    batch_deadline: float | None,
 ) -> None:
     """Run every request in INPUT (JSONL) and append one result line per item to OUTPUT.
 
@@ -355,6 +376,8 @@ def run(
       batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items
       batchstream run prompts.jsonl --no-auto-cache     # send the prompts exactly as written
       batchstream run prompts.jsonl -o - --simulate -q | jq -r .text
+      batchstream run prompts.jsonl --via batches   # the Message Batches API, at half the price
+      batchstream run prompts.jsonl --via batches --batch-deadline 2h
     """
     to_stdout = output == Path("-")
     if checkpoint is not None and not to_stdout:
@@ -380,6 +403,7 @@ def run(
             backoff_cap=backoff_cap,
             stall_timeout=stall_timeout,
             timeout=timeout,
+            max_outage=max_outage,
         ),
         api_key=api_key,
         base_url=base_url,
@@ -391,6 +415,8 @@ def run(
         shard=_shard(shard_text),
         fail_on_error_rate=fail_on_error_rate,
         auto_cache=not no_auto_cache,
+        via=via,
+        batches=BatchOptions(size=batch_size, poll_interval=poll_interval, deadline=batch_deadline),
     )
     report = run_batch(config, host=console.ConsoleHost(quiet=quiet, progress_interval=progress_interval))
     if report.interrupted:
@@ -535,6 +561,15 @@ def _probability(name: str, what: str) -> Any:
     type=click.IntRange(min=1),
     help="Output-tokens-per-minute limit: max_tokens held from the start, the unused part given back.",
 )
+@click.option(
+    "--batch-processing-s",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds a Message Batch takes to end.",
+)
+@_probability("p-batch-errored", "Probability that a batch request ends errored (overloaded, api_error).")
+@_probability("p-batch-expired", "Probability that a batch request ends expired.")
 @_probability("p-429", "Probability of a 429 rate_limit_error.")
 @_probability("p-529", "Probability of a 529 overloaded_error.")
 @_probability("p-500", "Probability of a 500 api_error.")
@@ -571,6 +606,22 @@ def _probability(name: str, what: str) -> Any:
     show_default=True,
     help="retry-after seconds sent with injected 429/529.",
 )
+@click.option(
+    "--outage",
+    "outage_s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds, from the first request, during which every request fails with --outage-kind.",
+)
+@click.option("--outage-kind", type=click.Choice(["529", "500", "reset"]), default="529", show_default=True)
+@click.option(
+    "--account",
+    type=click.Choice(["credit_exhausted", "usage_limit", "spend_limit"]),
+    help="Refuse every request as the API refuses an account out of credit (400) or past its usage (400) "
+    "or spend (429) limit.",
+)
+@click.option("--missing-model", metavar="MODEL", help="Answer requests for MODEL with 404 not_found_error.")
 @click.option(
     "--seed",
     type=int,
@@ -623,6 +674,13 @@ def simulate(**options: Any) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Also print the estimate as JSON on stdout.")
 @click.option(
+    "--via",
+    type=click.Choice(VIAS),
+    default="stream",
+    show_default=True,
+    help="Price as `run --via` sends: batches costs half.",
+)
+@click.option(
     "-c",
     "--concurrency",
     type=click.IntRange(min=1),
@@ -648,6 +706,7 @@ def estimate_command(
     shard_text: str | None,
     previous: Path | None,
     as_json: bool,
+    via: str,
     concurrency: int,
     base_url: str | None,
     simulate: bool,
@@ -666,6 +725,7 @@ def estimate_command(
       batchstream estimate prompts.jsonl
       batchstream estimate prompts.jsonl --model claude-haiku-5-5 --max-tokens 256
       batchstream estimate prompts.jsonl --shard 2/4 --previous last.results.jsonl --json | jq .total
+      batchstream estimate prompts.jsonl --via batches
     """
     import os
 
@@ -682,6 +742,7 @@ def estimate_command(
         concurrency=concurrency,
         price_file=price_file,
         warn=console.warn,
+        batch=via == "batches",
     )
     click.echo(format_estimate(result), err=True)
     if as_json:

@@ -34,6 +34,7 @@ class RetryPolicy:
     backoff_cap: float = 30.0
     stall_timeout: float = 60.0  # seconds without a byte before an attempt is abandoned
     timeout: float = 600.0  # seconds one attempt may take in all
+    max_outage: float = 900.0  # seconds the API may stay unavailable before the run stops (exit 4)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -42,6 +43,7 @@ class RetryPolicy:
             raise UsageError("backoff_base and backoff_cap must be >= 0")
         _positive("stall_timeout", self.stall_timeout)
         _positive("timeout", self.timeout)
+        _positive("max_outage", self.max_outage)
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds before the next attempt; a server's retry-after is honoured exactly."""
@@ -83,6 +85,33 @@ class Output:
         return self.path or default_output(input_path)
 
 
+# The Message Batches API's own limits on one batch: requests, and bytes of the encoded create body.
+# https://docs.anthropic.com/en/docs/build-with-claude/batch-processing#batch-limitations
+BATCH_MAX_REQUESTS = 100_000
+BATCH_MAX_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOptions:
+    """How `--via batches` submits and waits: the size of each batch, polling, and the deadline."""
+
+    size: int = 10_000  # requests per batch at most (--batch-size)
+    poll_interval: float | None = None  # seconds; None: from 5 s, growing to 60 s
+    deadline: float | None = None  # seconds after its creation that a batch is canceled and its rest streamed
+    max_bytes: int = BATCH_MAX_BYTES  # of one create request's body, as encoded
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.size <= BATCH_MAX_REQUESTS:
+            raise UsageError(f"batch size must be within [1, {BATCH_MAX_REQUESTS:,}], got {self.size}")
+        _positive("poll_interval", self.poll_interval)
+        _positive("batch deadline", self.deadline)
+        if not 1024 <= self.max_bytes <= BATCH_MAX_BYTES:
+            raise UsageError(f"max_bytes must be within [1024, {BATCH_MAX_BYTES}], got {self.max_bytes}")
+
+
+VIAS = ("stream", "batches")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs; the CLI fills it from its options, library users build it directly."""
@@ -103,8 +132,17 @@ class RunConfig:
     fail_on_error_rate: float | None = None
     seed: int | None = None  # for the backoff's jitter
     auto_cache: bool = True  # mark and warm the prompt prefixes items share (caching.py); --no-auto-cache
+    via: str = "stream"  # or "batches": the Message Batches API, at half the price
+    batches: BatchOptions = field(default_factory=BatchOptions)
 
     def __post_init__(self) -> None:
+        if self.via not in VIAS:
+            raise UsageError(f"via must be one of {', '.join(VIAS)}, got {self.via!r}")
+        if self.via == "batches" and self.output.stdout and self.output.path is None:
+            raise UsageError(
+                "--via batches keeps a journal of its batches next to the results file, and -o - has none: "
+                "give --checkpoint PATH as well"
+            )
         if self.fail_on_error_rate is not None and not 0 <= self.fail_on_error_rate <= 1:
             raise UsageError(f"fail_on_error_rate must be within [0, 1], got {self.fail_on_error_rate}")
         if self.output.stdout and self.output.path is None and (self.restart or self.retry_errors):

@@ -7,7 +7,9 @@ Two families, because they travel differently:
     ├── InputError            the input file's problems, all listed with file, line and field
     ├── PriceFileError        a --price-file that cannot be used
     ├── ResumeMismatchError   recorded items no longer match their input lines
-    ├── FatalAPIError         the API refused the account (401, 402, 403): every item would fail
+    ├── FatalAPIError         the account cannot go on (401, 402, 403, credit or spend limit), the
+    │                         certificate does not verify, or the first items all fail the same way
+    ├── OutageError           the API stayed unavailable longer than --max-outage
     ├── OutputWriteError      results could not be written (disk full, I/O error)
     └── InternalError         a bug of ours outside any one item; results kept
 
@@ -31,6 +33,7 @@ class ExitCode(IntEnum):
     ITEM_ERRORS = 1
     USAGE = 2
     BUDGET = 3
+    OUTAGE = 4
     INTERNAL = 70  # EX_SOFTWARE: a bug in batchstream stopped the run
     INTERRUPTED = 130
 
@@ -78,8 +81,17 @@ class ResumeMismatchError(BatchstreamError):
 
 
 class FatalAPIError(BatchstreamError):
-    """The API refused the account (401, 402, 403): every remaining item would fail the same way."""
+    """Every remaining item would fail the same way: the account cannot go on (401, 402, 403, an exhausted
+    credit balance or spend limit), the server's certificate does not verify, or the run's first items all
+    failed with the same error."""
 
+    resumable = True
+
+
+class OutageError(BatchstreamError):
+    """The API stayed unavailable longer than --max-outage; unfinished items run again on resume."""
+
+    exit_code = ExitCode.OUTAGE
     resumable = True
 
 

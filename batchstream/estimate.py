@@ -132,6 +132,7 @@ class Estimate:
     total: Projection
     count_errors: dict[str, int] = field(default_factory=dict)  # count_tokens failures by error type
     first_count_error: str | None = None
+    batch: bool = False  # priced at the Message Batches API's rate (`--via batches`)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -142,6 +143,7 @@ class Estimate:
             "count_errors": self.count_errors,
             "models": [{"model": model, **p.as_fields(self.method)} for model, p in self.models.items()],
             "total": self.total.as_fields(self.method),
+            "via": "batches" if self.batch else "stream",
         }
 
     def to_json(self) -> str:
@@ -151,8 +153,11 @@ class Estimate:
 class _Projector:
     """Prices each item as its input-token count arrives, keeping only per-model sums."""
 
-    def __init__(self, pricer: Pricer, mean_outputs: dict[str, float] | None, cache: CachePlan) -> None:
+    def __init__(
+        self, pricer: Pricer, mean_outputs: dict[str, float] | None, cache: CachePlan, *, batch: bool
+    ) -> None:
         self._pricer = pricer
+        self._batch = batch
         self._mean_outputs = mean_outputs
         self._cache = cache
         self._warmed: set[bytes] = set()
@@ -184,8 +189,8 @@ class _Projector:
         """What caching saves on one item of `group` (its prefix read at the cache price), less the group's
         one warm-up write the first time the group is met."""
         tokens = min(group.tokens, input_tokens)
-        plain = self._pricer.cost(model, {"input_tokens": tokens})
-        read = self._pricer.cost(model, {"cache_read_input_tokens": tokens})
+        plain = self._pricer.cost(model, {"input_tokens": tokens}, batch=self._batch)
+        read = self._pricer.cost(model, {"cache_read_input_tokens": tokens}, batch=self._batch)
         if plain is None or read is None:
             return None
         saving = Decimal(repr(plain)) - Decimal(repr(read))
@@ -193,12 +198,14 @@ class _Projector:
             self._warmed.add(group.key)
             self.models[model].cache_groups += 1
             split = {f"ephemeral_{group.ttl}_input_tokens": tokens}
-            write = self._pricer.cost(model, {"cache_creation_input_tokens": tokens, "cache_creation": split})
+            usage = {"cache_creation_input_tokens": tokens, "cache_creation": split}
+            write = self._pricer.cost(model, usage, batch=self._batch)
             saving -= Decimal(repr(write or 0.0))
         return saving
 
     def _cost(self, model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
-        cost = self._pricer.cost(model, {"input_tokens": input_tokens, "output_tokens": output_tokens})
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        cost = self._pricer.cost(model, usage, batch=self._batch)
         return None if cost is None else Decimal(repr(cost))
 
 
@@ -279,12 +286,14 @@ def estimate(
     concurrency: int = 8,
     price_file: str | os.PathLike[str] | None = None,
     warn: Callable[[str], None] | None = None,
+    batch: bool = False,
 ) -> Estimate:
     """Project the cost of `input_path` (its `shard`, if given) as `run` with the same defaults would send it.
 
     With `api_key` (or `simulate`, which counts on a built-in simulator) input tokens are counted by the
     API's count_tokens; without, they are approximated. `previous` is a results file whose mean output per
-    ok item, by model, prices the typical figure. Raises InputError for bad input, as `run` would.
+    ok item, by model, prices the typical figure; `batch` prices at the Message Batches API's rate. Raises
+    InputError for bad input, as `run` would.
     """
     defaults = defaults or Defaults()
     warn = warn or _log.warning
@@ -297,7 +306,7 @@ def estimate(
                 yield request
 
     # As `run` would group them: one pass over the file first, prefixes only (caching.py).
-    projector = _Projector(pricer, mean_outputs, plan_cache(requests()))
+    projector = _Projector(pricer, mean_outputs, plan_cache(requests()), batch=batch)
 
     key = api_key or (SIMULATOR_KEY if simulate else None)
     counter: _TokenCounter | None = None
@@ -332,6 +341,7 @@ def estimate(
         total=total,
         count_errors={} if counter is None else dict(sorted(counter.errors.items())),
         first_count_error=None if counter is None else counter.first_error,
+        batch=batch,
     )
 
 
@@ -373,6 +383,8 @@ def format_estimate(result: Estimate) -> str:
         rows.append([*row, _cost_cell(projection.cost_max)])
     text += render(header, rows, left={0, 3})
     notes = ["cost min: no output at all", "cost max: every item writes its full max_tokens"]
+    if result.batch:
+        notes.append("at the Message Batches API's price (half the streaming price)")
     if typical:
         notes.append(f"cost typical: each model's mean output per ok item in {result.previous}")
     text.append("; ".join(notes))

@@ -265,6 +265,13 @@ class LaunchController:
             self.observe_headers(headers)
         self._notify()
 
+    def recover(self) -> None:
+        """An outage ended: the window its failures shrank said nothing about our own pace, so it opens
+        to the ceiling again at once (the rate buckets still pace what the account allows)."""
+        self.window = self._threshold = float(self.ceiling)
+        self._paused_until = 0.0
+        self._notify()
+
     def on_throttle(
         self,
         retry_after: float | None,

@@ -38,6 +38,9 @@ _log = logging.getLogger(__name__)
 _Price = Decimal | TieredPrices
 
 _MTOK = 1_000_000
+# The Message Batches API bills every token at half the price of the same request sent on its own:
+# https://docs.anthropic.com/en/docs/build-with-claude/batch-processing#pricing
+BATCH_PRICE = 0.5
 _KCOUNT = 1_000
 
 # Price-file field -> multiple of `input` used when the field is omitted (Anthropic's published multipliers).
@@ -174,8 +177,9 @@ class Pricer:
         self._genai_rates: dict[tuple[str, str | None], _Rates | None] = {}
         self._warned: set[str] = set()
 
-    def cost(self, model: str, usage: Mapping[str, Any] | None) -> float | None:
-        """USD for one call, or None when there is no usage or no price for the model."""
+    def cost(self, model: str, usage: Mapping[str, Any] | None, *, batch: bool = False) -> float | None:
+        """USD for one call, or None when there is no usage or no price for the model; with `batch`, at the
+        Message Batches API's price."""
         if not isinstance(usage, Mapping):
             return None
         speed = usage.get("speed")
@@ -183,7 +187,7 @@ class Pricer:
         if rates is None:
             return None
         try:
-            return rates.bill(usage)
+            return rates.bill(usage) * (BATCH_PRICE if batch else 1)
         except ValueError as exc:
             self._warn_once(model, f"cannot price usage for model {model!r} ({exc}): cost_usd is null")
             return None

@@ -25,6 +25,8 @@ class Progress:
         self.started = time.monotonic()
         # What holds launches back now ("ITPM", "concurrency", ...), set by the run once a second.
         self.paced_by: str | None = None
+        # Why nothing is moving, while that lasts (an outage: "API unavailable since ..."); set by the run.
+        self.notice: str | None = None
 
     @property
     def done(self) -> int:
@@ -41,6 +43,9 @@ class Progress:
 
     def _show(self) -> None:
         """Nothing to show by default (--quiet)."""
+
+    def note(self, status: str, details: list[str]) -> None:
+        """What is being waited for (`--via batches`: the batches' counts), in all and in `details`."""
 
     def tick(self) -> None:
         """Called every second, so a batch of slow items still shows signs of life."""
@@ -79,10 +84,18 @@ class BarProgress(Progress):
         self._bar.update(1)
 
     def tick(self) -> None:
+        self._bar.set_description_str(self.notice or "", refresh=False)
         self._bar.refresh()
+
+    def note(self, status: str, details: list[str]) -> None:
+        self._bar.set_description_str(status, refresh=False)
 
     def close(self) -> None:
         self._bar.close()
+
+
+# Batches shown one line each in a note; the rest are counted.
+_NOTED_DETAILS = 10
 
 
 class LineProgress(Progress):
@@ -100,11 +113,26 @@ class LineProgress(Progress):
 
     tick = _show
 
+    def note(self, status: str, details: list[str]) -> None:
+        self._stream.write(
+            "".join(
+                f"batchstream: {line}\n"
+                for line in [f"{status}, ETA {self._eta()}", *details[:_NOTED_DETAILS]]
+            )
+            + (
+                f"batchstream: ... and {len(details) - _NOTED_DETAILS} more\n"
+                if len(details) > _NOTED_DETAILS
+                else ""
+            )
+        )
+        self._stream.flush()
+
     def _print(self) -> None:
         _, tokens_per_s = self._rates()
+        notice = f"; {self.notice}" if self.notice else ""
         self._stream.write(
             f"batchstream: {self.done}/{self.total} done ({self.ok} ok, {self.errors} errors this run), "
-            f"{tokens_per_s:,.0f} output tok/s, ${self.cost_usd:.4f}, ETA {self._eta()}"
+            f"{tokens_per_s:,.0f} output tok/s, ${self.cost_usd:.4f}, ETA {self._eta()}{notice}"
             f"{_paced(self.paced_by)}\n"
         )
         self._stream.flush()

@@ -49,6 +49,8 @@ class ResultRecord(TypedDict):
     content: NotRequired[list[dict[str, Any]]]  # the final message's blocks (unless --no-content)
     meta: NotRequired[Any]  # the input line's `meta`, unchanged
     kind: NotRequired[Literal["warmup"]]  # a cache warm-up (warmup.py), not an item
+    via: NotRequired[Literal["batch"]]  # answered through the Message Batches API (`--via batches`)
+    batch_id: NotRequired[str]  # the batch that answered it (or, for an error, the last it was in)
 
 
 def ok_record(
@@ -60,7 +62,33 @@ def ok_record(
     *,
     content: bool,
 ) -> ResultRecord:
-    message = sent.message
+    return message_record(
+        request,
+        sent.message,
+        attempts,
+        retries,
+        pricer,
+        content=content,
+        latency_s=round(sent.latency_s, 4),
+        ttft_s=None if sent.ttft_s is None else round(sent.ttft_s, 4),
+        request_id=sent.request_id,
+    )
+
+
+def message_record(
+    request: Request,
+    message: dict[str, Any],
+    attempts: int,
+    retries: dict[str, int],
+    pricer: Pricer,
+    *,
+    content: bool,
+    latency_s: float | None,
+    ttft_s: float | None,
+    request_id: str | None,
+    batch: bool = False,
+) -> ResultRecord:
+    """The ok line for a final `message`, however it came (a stream, or a batch: priced as one)."""
     model = message.get("model") or request.params.get("model")
     usage = message.get("usage")
     blocks = message.get("content") or []
@@ -72,12 +100,12 @@ def ok_record(
         "stop_sequence": message.get("stop_sequence"),
         "model": model,
         "usage": usage,
-        "cost_usd": pricer.cost(model, usage),
-        "latency_s": round(sent.latency_s, 4),
-        "ttft_s": None if sent.ttft_s is None else round(sent.ttft_s, 4),
+        "cost_usd": pricer.cost(model, usage, batch=batch),
+        "latency_s": latency_s,
+        "ttft_s": ttft_s,
         "attempts": attempts,
         "retries": retries,
-        "request_id": sent.request_id,
+        "request_id": request_id,
         "error": None,
         "request_hash": request.request_hash,
         "line_hash": request.line_hash,

@@ -20,28 +20,29 @@ import os
 import random
 import signal
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .attempts import Cancelled, Failed, Fatal, Ok, Outcome, run_attempts
+from .attempts import Cancelled, Failed, Fatal, Ok, Outcome, Unavailable, run_attempts
 from .budget import Budget
 from .caching import CachePlan, Group, PrefixCounter
 from .config import RunConfig, default_summary
 from .errors import (
     BatchstreamError,
     ExitCode,
-    FatalAPIError,
     InternalError,
     OutputWriteError,
     UsageError,
 )
 from .eventloop import new_event_loop
+from .held import HeldRows
 from .inputs import Request, deprecation_warnings
 from .limiter import LaunchController
+from .outage import Breaker
 from .plan import Plan, make_plan, requests
 from .pricing import Pricer
 from .progress import Progress
@@ -56,12 +57,15 @@ from .results import (
     repair_tail,
     rewrite_in_order,
 )
+from .stops import fatal_error, outage_error, systematic_error
 from .summary import RunStats, SummaryBuilder, summarize_file, write_summary
 from .transport import Sender
-from .transport.failures import Failure, classify
+from .transport.failures import classify
 from .warmup import WARMUP_KIND, Unstreamed, Warmups, warmup_request
 
 SIMULATOR_KEY = "sk-ant-simulated-key"
+
+_T = TypeVar("_T")
 
 # A request to launch and what the budget reserved for it.
 _Launch = tuple[Request, float]
@@ -73,6 +77,7 @@ class StopReason(StrEnum):
     COMPLETED = "completed"
     BUDGET = "budget"  # --max-cost: the next item could have passed it
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM
+    OUTAGE = "outage"  # the API stayed unavailable past --max-outage; raised after the summary
     ERROR = "error"  # a run-level error (refused account, disk, a bug); raised after the summary
 
 
@@ -107,6 +112,8 @@ class RunReport:
             return ExitCode.INTERRUPTED
         if self.stopped_by_budget:
             return ExitCode.BUDGET
+        if self.stopped is StopReason.OUTAGE:
+            return ExitCode.OUTAGE
         errors = self.total_line.get("errors") or 0
         if self.fail_on_error_rate is None:
             return ExitCode.ITEM_ERRORS if errors else ExitCode.OK
@@ -184,6 +191,10 @@ def _ensure_open_files(needed: int) -> None:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_INTERRUPTED = {
+    "stream": "stopping (in-flight items run again on resume; Ctrl-C again to quit now)",
+    "batches": "the batches keep running on the server, and the same command re-attaches to them",
+}
 
 
 class _Run:
@@ -209,10 +220,13 @@ class _Run:
         self.writer: ResultWriter | None = None
         self.progress: Progress = Progress(0, 0)
         self.controller: LaunchController | None = None
+        self.breaker = Breaker(config.retry.max_outage)
+        self.held = HeldRows()
         self.sender: Sender | None = None
         self.secret: str | None = config.api_key
         self._counted = SummaryBuilder(self.pricer)
-        self._dispatcher: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[Any] | None = None
+        self._simulator: Any = None  # the SimulatorThread of a --simulate run, once started
         self.cache_plan: CachePlan | None = None  # with auto_cache, set by planning
         self.warmups: Warmups | None = None
 
@@ -282,7 +296,8 @@ class _Run:
             earlier_bytes = writer.size
             try:
                 if plan.already_done < plan.total:
-                    await self._run_items(plan, stack)
+                    via = self._run_batches if config.via == "batches" else self._run_items
+                    await via(plan, stack)
             except BatchstreamError:
                 raise
             except Exception as exc:  # not any one item's: the run stops, with its summary and results
@@ -344,12 +359,7 @@ class _Run:
         limits = config.limits
         # Each connection is an open file; with --simulate, so is the simulator's end of it.
         _ensure_open_files(limits.concurrency * (2 if config.simulate else 1) + _SPARE_FILES)
-        base_url, api_key = config.base_url, config.api_key
-        if config.simulate:
-            from .simulator import SimulatorThread
-
-            simulator = stack.enter_context(SimulatorThread(config.simulator))
-            base_url, api_key = simulator.base_url, api_key or SIMULATOR_KEY
+        base_url, api_key = self.endpoint(stack)
         self.controller = LaunchController(
             limits.concurrency, rpm=limits.rpm, itpm=limits.itpm, otpm=limits.otpm
         )
@@ -367,23 +377,56 @@ class _Run:
             asyncio.create_task(self._sync_every_second()),
             asyncio.create_task(self._tick_progress()),
         ]
-        loop = asyncio.get_running_loop()
-        watching = self.host.watch_signals and _add_signal_handlers(loop, self._on_signal)
-        self._dispatcher = asyncio.create_task(self._dispatch(plan))
         try:
-            await self._dispatcher
-        except asyncio.CancelledError:
-            if self.stopped is StopReason.COMPLETED:  # not our own stop: our caller cancelled the run
-                raise
+            await self.watched(self._dispatch(plan))
         finally:
-            if watching:
-                _remove_signal_handlers(loop)
+            self._show_outage()  # an outage that ended since the last tick says so
+            for row in self.held.release(outage=self.stopped is StopReason.OUTAGE):
+                self.record(*row)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             if self.warmups is not None:
                 await self.warmups.aclose()
             await asyncio.shield(sender.aclose())
+
+    async def watched(self, work: Coroutine[Any, Any, _T]) -> _T | None:
+        """Run `work` as the run's one task that a stop cancels (a signal, with the host's say-so, or
+        `_stop`); its result, or None once stopped."""
+        loop = asyncio.get_running_loop()
+        watching = self.host.watch_signals and _add_signal_handlers(loop, self._on_signal)
+        self._dispatcher = asyncio.create_task(work)
+        try:
+            return await self._dispatcher
+        except asyncio.CancelledError:
+            if self.stopped is StopReason.COMPLETED:  # not our own stop: our caller cancelled the run
+                raise
+            return None
+        finally:
+            if watching:
+                _remove_signal_handlers(loop)
+
+    def endpoint(self, stack: ExitStack) -> tuple[str | None, str | None]:
+        """Where requests go and with which key: with --simulate, a simulator started once for the run."""
+        config = self.config
+        if not config.simulate:
+            return config.base_url, config.api_key
+        if self._simulator is None:
+            from .simulator import SimulatorThread
+
+            self._simulator = stack.enter_context(SimulatorThread(config.simulator))
+        return self._simulator.base_url, config.api_key or SIMULATOR_KEY
+
+    async def _run_batches(self, plan: Plan, stack: ExitStack) -> None:
+        """`--via batches` (`batches/`); what a deadline canceled is then streamed."""
+        from .batches.run import run_batches
+
+        to_stream = await run_batches(self, plan, stack)
+        if to_stream and self.stopped is StopReason.COMPLETED:
+            self.host.log(
+                f"--batch-deadline: streaming the {len(to_stream)} item(s) its batches did not answer"
+            )
+            await self._run_items(Plan(0.0, first=to_stream), stack)
 
     async def _dispatch(self, plan: Plan) -> None:
         """Up to `concurrency` workers, each running items one after another until none are left.
@@ -460,7 +503,10 @@ class _Run:
             if isinstance(outcome, Cancelled):
                 return
             if isinstance(outcome, Fatal):
-                self._stop(_fatal_error(outcome.failure, self.output))
+                self._stop(fatal_error(outcome.failure, self.output))
+                return
+            if isinstance(outcome, Unavailable):
+                self._stop(outage_error(self.breaker, self.output), StopReason.OUTAGE)
                 return
             if isinstance(outcome, Ok):
                 try:
@@ -475,16 +521,18 @@ class _Run:
                 except Exception as exc:  # the reply came and is paid for: that item fails, the run goes on
                     failure = classify(exc, secret=self.secret)
                     record = error_record(request, failure, outcome.attempts, outcome.retries)
+                finished = [*self.held.succeeded(), (request, record)]
             else:
                 record = error_record(request, outcome.failure, outcome.attempts, outcome.retries)
-            record = self._write(request, record)
-            if record is None:
-                return
-            self._counted.add(record)
-            usage = record.get("usage") or {}
-            self.progress.item_done(
-                record["status"] == "ok", usage.get("output_tokens") or 0, record["cost_usd"]
-            )
+                finished = self.held.failed(request, record, outcome.failure)
+                if self.held.tripped is not None:
+                    self._stop(systematic_error(self.held.tripped, self.held.count, self.output))
+            for item in finished:
+                written = self.record(*item)
+                if item[0] is request:
+                    record = written
+                if written is None:
+                    return
         finally:
             if self.budget is not None:
                 self.budget.settle(reserved_usd, record["cost_usd"] if record is not None else None)
@@ -495,6 +543,7 @@ class _Run:
             request,
             sender,
             self.controller,
+            self.breaker,
             self.config.retry,
             rng=self._rng,
             secret=self.secret,
@@ -535,6 +584,17 @@ class _Run:
             if budget is not None:
                 budget.settle(worst, cost)
 
+    def record(self, request: Request, record: ResultRecord) -> ResultRecord | None:
+        """Write an item's line and count it; what was written, or None when the run must stop."""
+        written = self._write(request, record)
+        if written is not None:
+            self._counted.add(written)
+            usage = written.get("usage") or {}
+            self.progress.item_done(
+                written["status"] == "ok", usage.get("output_tokens") or 0, written["cost_usd"]
+            )
+        return written
+
     def _write(self, request: Request, record: ResultRecord) -> ResultRecord | None:
         """Append `record`; what was written, or None when the run must stop (the disk failed)."""
         assert self.writer is not None
@@ -564,8 +624,21 @@ class _Run:
         assert controller is not None
         while True:
             await asyncio.sleep(1.0)
+            self._show_outage()
             self.progress.paced_by = controller.paced_by
             self.progress.tick()
+
+    def _show_outage(self) -> None:
+        """Say when an outage begins and ends, and keep its note on the progress line while it lasts."""
+        notice = self.breaker.notice()
+        if notice is not None and self.progress.notice is None:
+            self.host.log(
+                f"{notice}: {self.breaker.describe_failure()}. Nothing new is launched until a probe "
+                f"succeeds; the run stops after --max-outage {self.config.retry.max_outage:g} s"
+            )
+        elif notice is None and self.progress.notice is not None:
+            self.host.log("API available again: resuming")
+        self.progress.notice = notice
 
     @property
     def _launching(self) -> bool:
@@ -575,7 +648,7 @@ class _Run:
     def _stopping(self) -> bool:
         """Whether a stop cancels what is in flight (a budget stop lets it finish); true at once, before the
         cancel lands."""
-        return self.stopped is StopReason.INTERRUPTED or self.stopped is StopReason.ERROR
+        return self.stopped in (StopReason.INTERRUPTED, StopReason.ERROR, StopReason.OUTAGE)
 
     def _stop(self, error: BatchstreamError | None, reason: StopReason = StopReason.ERROR) -> None:
         """Stop launching and cancel what is in flight (it runs again on resume); the first reason wins."""
@@ -587,7 +660,7 @@ class _Run:
 
     def _on_signal(self) -> None:
         _remove_signal_handlers(asyncio.get_running_loop())
-        self.host.log("interrupted: stopping (in-flight items run again on resume; Ctrl-C again to quit now)")
+        self.host.log(f"interrupted: {_INTERRUPTED[self.config.via]}")
         self._stop(None, StopReason.INTERRUPTED)
         self.host.interrupted()
 
@@ -605,19 +678,6 @@ def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
     for signum in _STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signum)
-
-
-def _fatal_error(failure: Failure, output: Path) -> FatalAPIError:
-    what = {
-        "authentication": "the API rejected the API key",
-        "permission": "the API key is not allowed to do this",
-        "billing": "the account cannot pay for more requests",
-    }[failure.cause]
-    return FatalAPIError(
-        f"{what} (HTTP {failure.status} {failure.type}: {failure.message}). Every remaining item would fail "
-        f"the same way, so the run stopped. Results already written to {output} are kept; fix the cause "
-        "and run the same command again to resume."
-    )
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

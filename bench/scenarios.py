@@ -716,6 +716,49 @@ def rate_limit(ctx: Context) -> Scenario:
     return scenario
 
 
+def outage(ctx: Context) -> Scenario:
+    storm_s, items, concurrency, attempts = 20, 60, 16, 3
+    # The longest probe interval (outage.MAX_PROBE_S) plus a moment for the replies.
+    resume_within_s = 11.0
+    name = f"529 storm {storm_s} s"
+    scenario = Scenario(
+        "outage",
+        "Outages",
+        f"Simulator `--outage {storm_s} --outage-kind 529 --retry-after 1`: every request fails with a 529 "
+        f"for {storm_s} s from the first one, then the service is back. {items} items, concurrency "
+        f"{concurrency}, tight per-item retries (`--max-attempts {attempts} --backoff-cap 1`): before the "
+        f"run-wide breaker (issue 20) this recorded all {items} items as errors after {attempts * items} "
+        f"requests. Goals: every item ok and completed once; fewer requests during the storm than items; "
+        f"the run done within {resume_within_s:g} s of the storm's end (the longest probe interval, 10 s, "
+        "and the replies).",
+    )
+    work = ctx.dir("outage")
+    source = write_input(work / "input.jsonl", items)
+    output = work / "bs.results.jsonl"
+    extra = ("--max-attempts", str(attempts), "--backoff-cap", "1")
+    with Simulator(work, outage=storm_s, outage_kind="529", retry_after=1, ttft=0.05) as sim:
+        log(f"{name}: batchstream")
+        run = run_client(
+            batchstream_argv(source, output, sim.url, concurrency, extra=extra), cwd=work, simulator=sim
+        )
+        stats = sim.stats()
+    results = read_results(output)
+    during = int(stats["faults"].get("outage", 0))
+    after_s = run.wall_s - (run.first_request_s or 0.0) - storm_s
+    once = stats["max_completions_per_key"] == 1
+    met = results.ok == items and once and during < items and after_s <= resume_within_s
+    goal = (
+        f"{results.ok}/{items} ok, each once: {'yes' if once else 'NO'}; {during} requests during the storm "
+        f"(< {items}); done {after_s:.1f} s after it (<= {resume_within_s:g} s)"
+    )
+    scenario.rows.append(_row(name, "batchstream", items, results.output_tokens, run, goal=goal, met=met))
+    scenario.notes.append(
+        f"{int(stats['requests'])} requests in all: {during} answered 529 during the storm, "
+        f"{results.ok} items ok, {results.errors} recorded as errors"
+    )
+    return scenario
+
+
 SCENARIOS: dict[str, Callable[[Context], Scenario]] = {
     "many_short": many_short,
     "few_long": few_long,
@@ -724,6 +767,7 @@ SCENARIOS: dict[str, Callable[[Context], Scenario]] = {
     "big_input": big_input,
     "efficiency": efficiency,
     "rate_limit": rate_limit,
+    "outage": outage,
     "pacing": lambda ctx: _pacing(ctx.dir("pacing"), ctx.quick, log),
 }
 

@@ -23,6 +23,7 @@ from batchstream.caching import plan_cache
 from batchstream.estimate import estimate
 from batchstream.inputs import Defaults, iter_requests
 from batchstream.limiter import LaunchController, Ticket
+from batchstream.outage import Breaker
 from batchstream.pricing import Pricer
 from batchstream.simulator import SimulatorConfig, expected_reply
 from batchstream.simulator.cache import PromptCache
@@ -349,6 +350,7 @@ def test_cached_tokens_are_left_out_of_the_input_token_pacing(tmp_path: Path) ->
             marked,
             Answering(),
             Recording(4),
+            Breaker(RetryPolicy().max_outage),
             RetryPolicy(),
             rng=random.Random(0),
             secret=None,

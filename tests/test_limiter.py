@@ -108,6 +108,25 @@ def test_throttling_halves_the_window_once_per_burst_and_successes_grow_it_back(
     assert controller.window == pytest.approx(4.9206, abs=1e-4)
 
 
+def test_the_end_of_an_outage_opens_the_window_to_the_ceiling_at_once() -> None:
+    clock = Clock()
+    controller = LaunchController(16, clock=clock)
+    for _ in range(4):  # an outage's 529s, a second apart: 16 -> 1, and a pause of 30 s
+        controller.on_throttle(30.0, None)
+        clock.now += 2
+    assert controller.window == 1
+    controller.recover()
+    assert controller.window == 16
+
+    async def launch_all() -> None:
+        with anyio.fail_after(1):  # no pause left, and a full window: sixteen launches at once
+            for _ in range(16):
+                await controller.acquire(1, 1)
+
+    anyio.run(launch_all)
+    assert controller.in_flight == 16
+
+
 def test_acquire_respects_the_window() -> None:
     async def main() -> list[int]:
         controller = LaunchController(2)

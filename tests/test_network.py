@@ -2,7 +2,9 @@
 
 Each check runs the real CLI (`run_items`). What a user wants: replies exact (the simulator's
 `expected_reply`, or a per-request text the test server derives from the prompt), and where the network
-fails, every item recorded as a clear per-item error after its attempts, exit code 1, never a traceback.
+fails for every request, an outage: the run waits and probes, then stops after --max-outage with exit 4,
+one clear line and no item recorded, so that the same command resumes it; never a traceback. A certificate
+that does not verify is a setting to fix, not an outage: exit 2 at once.
 
 All of these are quick and need no package beyond the test extras; `unshare -n` needs root (CI has it).
 The proxy checks need tinyproxy and live in tests/conformance (`make conformance`).
@@ -10,6 +12,7 @@ The proxy checks need tinyproxy and live in tests/conformance (`make conformance
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
@@ -32,24 +35,24 @@ from conftest import (
     tls_simulator,
 )
 
-# Two attempts, no real waiting: a failure is retried once, then recorded.
-FAST = ("--max-attempts", "2", "--backoff-base", "0.01", "--backoff-cap", "0.01")
+from batchstream.inputs import Request
+from batchstream.transport.failures import classify
+from batchstream.transport.streaming import StreamingSender
+
+# Two attempts, no real waiting; an outage of a second ends the run.
+FAST = ("--max-attempts", "2", "--backoff-base", "0.01", "--backoff-cap", "0.01", "--max-outage", "1")
 PROMPTS = {f"item-{i}": f"Item {i}: say something." for i in range(4)}
 
 
-def assert_every_item_failed(
-    done: ItemsRun, prompts: dict[str, str], error_type: str, cause: str, *message_has: str
-) -> None:
-    """Exit 1, no traceback, one error row per item after both attempts, its message holding `message_has`."""
-    assert done.returncode == 1, done.stderr
+def assert_outage(done: ItemsRun, *message_has: str) -> None:
+    """Exit 4, no traceback, no item recorded (as an error or at all), one line naming the last error."""
+    assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    rows = rows_by_id(done)
-    assert set(rows) == set(prompts)
-    for row in rows.values():
-        assert row["status"] == "error" and row["text"] is None, row
-        assert row["error"]["type"] == error_type, row
-        assert (row["attempts"], row["retries"]) == (2, {cause: 1}), row
-        assert all(part in row["error"]["message"] for part in message_has), row
+    assert done.rows == []
+    assert "error: the API has been unavailable since " in done.stderr, done.stderr
+    assert "longer than --max-outage 1 s (last error: connection_error: " in done.stderr, done.stderr
+    assert all(part in done.stderr for part in message_has), done.stderr
+    assert "resume with:" in done.stderr
 
 
 # --- TLS with a test CA ---------------------------------------------------------------------------------
@@ -72,7 +75,7 @@ def test_https_with_the_test_ca_trusted_gives_exact_replies(tmp_path: Path, ca: 
 
 
 @pytest.mark.parametrize("case", ["untrusted CA", "wrong host"])
-def test_a_certificate_that_does_not_verify_fails_each_item_cleanly(
+def test_a_certificate_that_does_not_verify_stops_the_run_at_once(
     tmp_path: Path, ca: trustme.CA, case: str
 ) -> None:
     # Untrusted: the server's certificate is for the right address, but the client trusts another CA only.
@@ -85,7 +88,11 @@ def test_a_certificate_that_does_not_verify_fails_each_item_cleanly(
             tmp_path, sim.base_url, PROMPTS, *FAST, env={"SSL_CERT_FILE": str(tmp_path / "ca.pem")}
         )
         assert sim.stats()["requests"] == 0  # no request was sent over an unverified connection
-    assert_every_item_failed(done, PROMPTS, "connection_error", "connection", "certificate verify failed")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.rows == []
+    assert "error: the server's TLS certificate does not verify" in done.stderr
+    assert "certificate verify failed" in done.stderr
 
 
 # --- interim 1xx replies before the real one -------------------------------------------------------------
@@ -169,10 +176,10 @@ def test_interim_replies_before_the_answer_leave_every_item_its_own_answer(tmp_p
 # --- DNS failure -----------------------------------------------------------------------------------------
 
 
-def test_a_name_that_does_not_resolve_fails_each_item_cleanly(tmp_path: Path) -> None:
+def test_a_name_that_does_not_resolve_is_an_outage(tmp_path: Path) -> None:
     # .invalid never resolves (RFC 6761).
     done = run_items(tmp_path, "http://nonexistent.invalid", PROMPTS, *FAST)
-    assert_every_item_failed(done, PROMPTS, "connection_error", "connection", "nonexistent.invalid")
+    assert_outage(done, "nonexistent.invalid")
 
 
 # --- a proxy that is not there ---------------------------------------------------------------------------
@@ -185,13 +192,13 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_a_proxy_that_is_down_fails_each_item_cleanly(tmp_path: Path, scheme: str) -> None:
+def test_a_proxy_that_is_down_is_an_outage(tmp_path: Path, scheme: str) -> None:
     port = closed_port()
     proxy = f"http://127.0.0.1:{port}"
     env: dict[str, str | None] = {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy}
     done = run_items(tmp_path, f"{scheme}://api.batchstream.invalid", PROMPTS, *FAST, env=env)
     # The refusal is the proxy's port: the request went to the proxy, not to a lookup of the API's name.
-    assert_every_item_failed(done, PROMPTS, "connection_error", "connection", f"'127.0.0.1', {port})")
+    assert_outage(done, f"'127.0.0.1', {port})")
 
 
 # --- no network at all, and an address that swallows connections ----------------------------------------
@@ -211,13 +218,13 @@ def unshare_net_problem() -> str | None:
 
 
 @pytest.mark.parametrize("base_url", ["https://api.anthropic.com", "http://127.0.0.1:9"])
-def test_without_any_network_each_item_fails_cleanly(tmp_path: Path, base_url: str) -> None:
+def test_without_any_network_the_run_is_in_an_outage(tmp_path: Path, base_url: str) -> None:
     problem = unshare_net_problem()
     if problem is not None:
         pytest.skip(f"a network namespace is not available: {problem}")
     # A new network namespace holds only a loopback device that is down: no name resolves, no route exists.
     done = run_items(tmp_path, base_url, PROMPTS, *FAST, prefix=("unshare", "-n"))
-    assert_every_item_failed(done, PROMPTS, "connection_error", "connection")
+    assert_outage(done)
 
 
 @pytest.fixture
@@ -247,5 +254,44 @@ def black_hole() -> Iterator[str]:
 
 
 def test_an_address_that_swallows_connections_times_each_item_out(tmp_path: Path, black_hole: str) -> None:
+    # --timeout is the user's limit on one attempt, which a long reply may pass too: the items' own errors,
+    # not an outage (the connect timeout, 10 s, is one: a connection error).
     done = run_items(tmp_path, black_hole, PROMPTS, *FAST, "--timeout", "0.5")
-    assert_every_item_failed(done, PROMPTS, "timeout", "timeout", "--timeout 0.5")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    rows = rows_by_id(done)
+    assert set(rows) == set(PROMPTS)
+    for row in rows.values():
+        assert row["status"] == "error" and row["text"] is None, row
+        assert row["error"] == {
+            "type": "timeout",
+            "message": "no reply within --timeout 0.5s",
+            "status": None,
+        }
+        assert (row["attempts"], row["retries"]) == (2, {"timeout": 1}), row
+
+
+def test_a_connect_timeout_is_a_connection_failure_not_a_stall(black_hole: str) -> None:
+    """No connection within the connect timeout says the way to the server is down (an outage's cause), not
+    that a stream went quiet."""
+
+    async def attempt() -> BaseException:
+        sender = StreamingSender(
+            api_key="sk-test", base_url=black_hole, max_connections=1, stall_timeout=5, connect_timeout=0.3
+        )
+        params = {
+            "model": "claude-sonnet-5-5",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Hi"}],
+        }
+        try:
+            await sender.send(Request("a", 1, params, (), False, None, ""))
+        except Exception as exc:
+            return exc
+        finally:
+            await sender.aclose()
+        raise AssertionError("a black hole answered")
+
+    failure = classify(asyncio.run(attempt()))
+    assert (failure.cause, failure.type, failure.outage) == ("connection", "connection_error", True)
+    assert failure.message.startswith("ConnectTimeout: ")

@@ -85,16 +85,18 @@ def test_no_error_path_writes_the_api_key_anywhere(tmp_path: Path, simulator_fac
     )
 
     # 1. Mixed faults plus one item per fault kind that never recovers, so every error message is recorded.
+    # Three failures each: the first wave fails before anything succeeds, which an outage would explain, so
+    # its attempts are not charged to the items (outage.py).
     scripted = {
         "bad-request": "[[sim status=400]]",
         "not-found": "[[sim status=404]]",
         "rate-limited": "[[sim fail=429,429]]",
-        "overloaded": "[[sim fail=529,529]]",
-        "server-error": "[[sim fail=500,500]]",
-        "error-event": "[[sim fail=error_event,error_event]]",
-        "dropped": "[[sim fail=drop,drop]]",
-        "truncated": "[[sim fail=truncate,truncate]]",
-        "stalled": "[[sim fail=stall,stall]]",
+        "overloaded": "[[sim fail=529,529,529]]",
+        "server-error": "[[sim fail=500,500,500]]",
+        "error-event": "[[sim fail=error_event,error_event,error_event]]",
+        "dropped": "[[sim fail=drop,drop,drop]]",
+        "truncated": "[[sim fail=truncate,truncate,truncate]]",
+        "stalled": "[[sim fail=stall,stall,stall]]",
     }
     rows: list[dict[str, object]] = [{"id": item, "prompt": f"Fail: {d}"} for item, d in scripted.items()]
     rows += [{"id": f"mix{i:02d}", "prompt": f"Mixed item {i}."} for i in range(40)]
@@ -123,6 +125,16 @@ def test_no_error_path_writes_the_api_key_anywhere(tmp_path: Path, simulator_fac
     )
     collected.add("offline run", offline.stdout, offline.stderr)
     assert offline.returncode == 1, offline.stderr
+
+    # 3b. Nothing listening for several items: an outage, which ends the run past --max-outage.
+    outage_in = write_jsonl(
+        tmp_path / "outage.jsonl", [{"id": f"o{i}", "prompt": f"Hello {i}?"} for i in range(4)]
+    )
+    outage = run_cli(
+        "run", outage_in, *FAST, "--max-outage", "0.5", base_url=f"http://127.0.0.1:{free_port()}"
+    )
+    collected.add("outage run", outage.stdout, outage.stderr)
+    assert outage.returncode == 4, outage.stderr
 
     # 4. Bad input: refused before anything is sent.
     bad_in = tmp_path / "bad.jsonl"

@@ -7,6 +7,7 @@ server (path, headers, body) and what an error answer becomes to what an input l
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -164,6 +165,48 @@ def test_error_answers_become_the_sdks_exception_and_their_failure(
     assert (got.cause, got.retryable, got.fatal, got.status, got.type, got.retry_after) == want
     assert got.message == error.body["error"]["message"]
     assert got.request_id == error.request_id
+
+
+@pytest.mark.parametrize(
+    ("knobs", "want"),
+    [
+        ({"account": "credit_exhausted"}, ("billing", False, True, 400, "invalid_request_error")),
+        ({"account": "usage_limit"}, ("usage_limit", False, True, 400, "invalid_request_error")),
+        ({"account": "spend_limit"}, ("usage_limit", False, True, 429, "rate_limit_error")),
+        ({"missing_model": "claude-sonnet-5-5"}, ("client_error", False, False, 404, "not_found_error")),
+        ({"rpm": 1}, ("rate_limit", True, False, 429, "rate_limit_error")),  # a rate limit's 429 waits
+    ],
+)
+def test_an_account_that_cannot_go_on_is_fatal_by_the_apis_own_words(
+    simulator_factory: Callable[..., SimulatorThread], knobs: dict[str, Any], want: tuple[Any, ...]
+) -> None:
+    sim = simulator_factory(**knobs)
+    if "rpm" in knobs:
+        _outcome_or_failure(sim.base_url, "Use up the minute.")
+    error = _outcome_or_failure(sim.base_url, "Hello.")
+    assert isinstance(error, anthropic.APIStatusError), error
+    got = classify(error)
+    assert (got.cause, got.retryable, got.fatal, got.status, got.type) == want
+    assert got.message == error.body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "want"),
+    [
+        ("529", ("overloaded", 529, "overloaded_error")),
+        ("500", ("server_error", 500, "api_error")),
+        ("reset", ("connection", None, "connection_error")),
+    ],
+)
+def test_the_simulators_outage_fails_everything_for_its_window_then_ends(
+    simulator_factory: Callable[..., SimulatorThread], kind: str, want: tuple[Any, ...]
+) -> None:
+    sim = simulator_factory(outage_s=1.0, outage_kind=kind)
+    failures = [classify(_outcome_or_failure(sim.base_url, f"During {i}.")) for i in range(2)]
+    assert [(f.cause, f.status, f.type, f.outage) for f in failures] == [(*want, True)] * 2
+    time.sleep(1.0)  # the window, from the first request, is over
+    assert isinstance(_outcome_or_failure(sim.base_url, "After."), Sent)
+    assert sim.stats()["faults"] == {"outage": 2}
 
 
 def test_the_simulators_reply_is_assembled(simulator: SimulatorThread) -> None:

@@ -13,6 +13,11 @@ PROBABILISTIC_FAULTS = ("429", "529", "500", "error_event", "drop", "truncate", 
 
 DEFAULT_REPLY_TOKENS = (20, 80)
 
+# How an outage answers every request while it lasts: an error status, or a connection cut before any answer.
+OUTAGE_KINDS = ("529", "500", "reset")
+# Account states in which the API refuses every request, with the answer it gives (see wire.py).
+ACCOUNT_STATES = ("credit_exhausted", "usage_limit", "spend_limit")
+
 
 @dataclass
 class SimulatorConfig:
@@ -36,8 +41,20 @@ class SimulatorConfig:
     fail_first: int = 0
     fail_kind: str = "529"
     retry_after_s: float = 1.0
+    outage_s: float = 0.0  # from the first Messages request, every one fails with outage_kind for so long
+    outage_kind: str = "529"
+    account: str | None = None  # an account that cannot go on: every Messages request is refused
+    missing_model: str | None = None  # a model the API does not have (or has retired): 404 not_found_error
     seed: int = 0
     log_path: str | None = None
+    # The Message Batches API: how long a batch takes to end, and the share of its requests that end
+    # errored with a transient error (overloaded_error / api_error) or expired instead of answered.
+    batch_processing_s: float = 1.0
+    p_batch_errored: float = 0.0
+    p_batch_expired: float = 0.0
+    batch_max_requests: int = 100_000
+    # The first K create calls make their batch, then hang up before answering: the answer lost on the way.
+    batch_create_drop_first: int = 0
 
     def __post_init__(self) -> None:
         # Reject bad knobs at construction so a typo fails the CLI at once rather than skewing a benchmark.
@@ -54,16 +71,29 @@ class SimulatorConfig:
             raise ValueError(
                 f"fault probabilities add up to {total:g}; at most one fault per attempt needs <= 1"
             )
-        if self.fail_kind not in FAULT_KINDS:
-            raise ValueError(f"fail_kind must be one of {', '.join(FAULT_KINDS)}, got {self.fail_kind!r}")
+        _one_of("fail_kind", self.fail_kind, FAULT_KINDS)
+        _one_of("outage_kind", self.outage_kind, OUTAGE_KINDS)
+        if self.account is not None:
+            _one_of("account", self.account, ACCOUNT_STATES)
         if self.fail_first < 0:
             raise ValueError(f"fail_first must be >= 0, got {self.fail_first}")
         for name in ("rpm", "itpm", "otpm"):
             limit = getattr(self, name)
             if limit is not None and limit < 1:
                 raise ValueError(f"{name} must be >= 1, got {limit}")
-        if self.ttft_s < 0 or self.tokens_per_s < 0 or self.stall_s < 0 or self.retry_after_s < 0:
-            raise ValueError("ttft_s, tokens_per_s, stall_s and retry_after_s must be >= 0")
+        if self.batch_processing_s < 0:
+            raise ValueError(f"batch_processing_s must be >= 0, got {self.batch_processing_s}")
+        if (
+            not 0.0 <= self.p_batch_errored + self.p_batch_expired <= 1.0
+            or min(self.p_batch_errored, self.p_batch_expired) < 0
+        ):
+            raise ValueError("p_batch_errored and p_batch_expired must be >= 0 and add up to at most 1")
+        if self.batch_create_drop_first < 0:
+            raise ValueError(f"batch_create_drop_first must be >= 0, got {self.batch_create_drop_first}")
+        if self.batch_max_requests < 1:
+            raise ValueError(f"batch_max_requests must be >= 1, got {self.batch_max_requests}")
+        if min(self.ttft_s, self.tokens_per_s, self.stall_s, self.retry_after_s, self.outage_s) < 0:
+            raise ValueError("ttft_s, tokens_per_s, stall_s, retry_after_s and outage_s must be >= 0")
 
     def fault_probability(self, kind: str) -> float:
         return float(getattr(self, f"p_{kind}"))
@@ -96,6 +126,11 @@ class SimulatorConfig:
             else:
                 kwargs[name] = value
         return cls(**kwargs)
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def _parse_range(value: Any) -> tuple[int, int]:

@@ -103,7 +103,17 @@ class Headers:
 class Request:
     """One parsed request, its body already read in full (the simulator needs every body whole)."""
 
-    __slots__ = ("_body", "_connection", "_streamed", "headers", "keep_alive", "method", "path", "version")
+    __slots__ = (
+        "_body",
+        "_connection",
+        "_streamed",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "version",
+    )
 
     def __init__(
         self,
@@ -116,6 +126,7 @@ class Request:
     ) -> None:
         self.method = method
         self.path = path
+        self.query = ""  # the raw query string, after the "?"
         self.version = version
         self.headers = headers
         # Whether the connection stays open after this exchange; a response can only turn it off.
@@ -281,7 +292,8 @@ class HttpConnection(asyncio.Protocol):
         version = parser.get_http_version()
         if version == "1.1" and "host" not in headers:
             raise _BadRequest("Missing 'Host' header in request.")
-        path = self._url.partition(b"?")[0].decode("latin-1")
+        raw_path, _, query = self._url.partition(b"?")
+        path = raw_path.decode("latin-1")
         self._url = b""
         self._body_size = 0
         if "%" in path:
@@ -294,6 +306,8 @@ class HttpConnection(asyncio.Protocol):
             headers,
             parser.should_keep_alive(),
         )
+        if query:
+            self._request.query = query.decode("latin-1")
         if version == "1.1" and (headers.get("expect") or "").lower() == "100-continue":
             self.transport.write(_CONTINUE)
 

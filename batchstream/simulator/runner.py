@@ -29,6 +29,8 @@ _BACKLOG = 4096
 
 async def _start(simulator: Simulator, tls: SSLContext | None = None) -> tuple[HttpServer, str]:
     config = simulator.config
+    if tls is not None:
+        simulator.scheme = "https"
     server = HttpServer(simulator.handle, max_body=MAX_BODY_BYTES)
     port = await server.start(config.host, config.port, backlog=_BACKLOG, ssl=tls)
     host = f"[{config.host}]" if ":" in config.host else config.host
@@ -101,6 +103,10 @@ class SimulatorThread:
 
     def reset(self) -> None:
         self._on_loop(lambda simulator: simulator.reset())
+
+    def batches(self) -> list[dict[str, Any]]:
+        """Every Message Batch created, in order: ids, custom_ids, request keys, status, counts."""
+        return self._on_loop(lambda simulator: simulator.batches.record())
 
     def _on_loop(self, fn: Callable[[Simulator], T]) -> T:
         """Run `fn` on the server's loop, as the state it touches belongs to that thread; once stopped, the

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import parse_qsl
 
 import orjson
 
+from .batches import PATH_PREFIX as BATCHES_PREFIX
+from .batches import BatchError, BatchStore, batch_json
 from .cache import Lookup, PromptCache
 from .config import PROBABILISTIC_FAULTS, SimulatorConfig
 from .directives import DirectiveError, Directives, parse_directives
@@ -25,13 +29,17 @@ from .stats import RequestLog, Stats
 from .transcripts import load_transcript
 from .validation import validate_count_tokens_body, validate_messages_body
 from .wire import (
+    CREDIT_EXHAUSTED_MESSAGE,
     DEFAULT_ERROR_MESSAGES,
     JSON_CONTENT_TYPE,
+    SPEND_LIMIT_MESSAGE,
     SSE_HEADERS,
     error_body,
     message_object,
+    model_not_found_message,
     new_id,
     retry_after,
+    usage_limit_message,
 )
 
 # The service's own ceiling on a Messages request body.
@@ -89,6 +97,7 @@ class Simulator:
             map(config.fault_probability, PROBABILISTIC_FAULTS)
         )
         self.log = RequestLog(config.log_path)
+        self._outage_until: float | None = None  # set by the first Messages request when outage_s is on
         self._ttft = SharedSleeps()
         self._routes: dict[tuple[str, str], Callable[[Request], Awaitable[Answer]]] = {
             ("POST", "/v1/messages"): self._api(self._messages),
@@ -97,12 +106,17 @@ class Simulator:
             ("HEAD", "/_sim/stats"): self._stats,
             ("GET", "/_sim/request-times"): self._request_times,
             ("POST", "/_sim/reset"): self._reset,
+            ("GET", "/_sim/batches"): self._batch_record,
         }
         self._unrouted = self._api(self._not_found)
+        self.batches = BatchStore(config)
+        self._batches = self._api(self._batch_call)
+        self.scheme = "http"  # "https" once served over TLS: the scheme of the batches' results_url
 
     def reset(self) -> None:
         self.stats = Stats()
         self.limits.reset()
+        self._outage_until = None
         self.cache.reset()
 
     def close(self) -> None:
@@ -110,6 +124,8 @@ class Simulator:
 
     async def handle(self, request: Request) -> Answer:
         """Route by exact method and path; anything else, wrong method included, is the API's 404."""
+        if request.path.startswith(BATCHES_PREFIX):
+            return await self._batches(request)
         return await self._routes.get((request.method, request.path), self._unrouted)(request)
 
     async def _stats(self, _request: Request) -> Response:
@@ -117,6 +133,9 @@ class Simulator:
 
     async def _request_times(self, _request: Request) -> Response:
         return Response(orjson.dumps(self.stats.request_times.tolist()), JSON_CONTENT_TYPE)
+
+    async def _batch_record(self, _request: Request) -> Response:
+        return Response(orjson.dumps(self.batches.record()), JSON_CONTENT_TYPE)
 
     async def _reset(self, _request: Request) -> Response:
         self.reset()
@@ -165,6 +184,42 @@ class Simulator:
             status=rejection.status,
             headers=headers,
         )
+
+    async def _batch_call(self, request: Request, exchange: Exchange) -> Answer:
+        """The Message Batches API (`batches.py`): `/v1/messages/batches[/ID[/results|/cancel]]`."""
+        store = self.batches
+        parts = request.path[len(BATCHES_PREFIX) :].strip("/").split("/")
+        method, batch_id, action = request.method, parts[0], "/".join(parts[1:])
+        base_url = f"{self.scheme}://{request.headers.get('host') or 'localhost'}"
+        try:
+            if not batch_id and method == "POST":
+                body = self._read_body(request, exchange, lambda _body, _version: None)
+                answer: Any = store.create(body, exchange.api_version or "")
+                if store.drop_create():
+                    exchange.outcome = "drop"
+                    request.abort()
+                    return None
+            else:
+                self._authenticate(request)
+                if not batch_id and method == "GET":
+                    answer = store.list_page(dict(parse_qsl(request.query)))
+                elif batch_id and not action and method == "GET":
+                    answer = store.retrieve(batch_id)
+                elif batch_id and not action and method == "DELETE":
+                    answer = store.delete(batch_id)
+                elif batch_id and action == "cancel" and method == "POST":
+                    answer = store.cancel(batch_id)
+                elif batch_id and action == "results" and method == "GET":
+                    exchange.status, exchange.outcome = 200, "ok"
+                    return Response(
+                        store.results(batch_id), "application/binary", headers=self._headers(exchange)
+                    )
+                else:
+                    raise Rejection(404, "Not found", "not_found")
+        except BatchError as exc:
+            raise Rejection(exc.status, exc.message, "batch_error") from None
+        exchange.status, exchange.outcome = 200, "ok"
+        return Response(batch_json(answer, base_url), JSON_CONTENT_TYPE, headers=self._headers(exchange))
 
     async def _not_found(self, _request: Request, _exchange: Exchange) -> Answer:
         raise Rejection(404, "Not found", "not_found")
@@ -217,8 +272,11 @@ class Simulator:
 
     async def _messages(self, request: Request, exchange: Exchange) -> Answer:
         config = self.config
+        if config.outage_s and self._in_outage():
+            return self._outage(request, exchange)
         body = self._read_body(request, exchange, validate_messages_body)
         exchange.model = body["model"]
+        self._check_account_and_model(exchange.model)
         exchange.key = request_key(body)
         try:
             directives = parse_directives(body)
@@ -283,6 +341,34 @@ class Simulator:
         if body.get("stream"):
             return await self._stream(request, exchange, reply, fault, directives.garble)
         return await self._message(request, exchange, reply, fault)
+
+    def _in_outage(self) -> bool:
+        now = time.monotonic()
+        if self._outage_until is None:
+            self._outage_until = now + self.config.outage_s
+        return now < self._outage_until
+
+    def _outage(self, request: Request, exchange: Exchange) -> Answer:
+        """The service is down: an error status for everything, or a connection cut before any answer."""
+        kind = self.config.outage_kind
+        self.stats.faults["outage"] += 1
+        if kind == "reset":
+            exchange.outcome = "outage"
+            request.abort()
+            return None
+        self._fail_with_status(int(kind), "outage")
+
+    def _check_account_and_model(self, model: str) -> None:
+        """An account that cannot go on, or a model that is not there: refused, whatever the request asks."""
+        account = self.config.account
+        if account == "credit_exhausted":
+            raise Rejection(400, CREDIT_EXHAUSTED_MESSAGE, "credit_exhausted")
+        if account == "usage_limit":
+            raise Rejection(400, usage_limit_message(time.time()), "usage_limit")
+        if account == "spend_limit":
+            raise Rejection(429, SPEND_LIMIT_MESSAGE, "spend_limit")
+        if model == self.config.missing_model:
+            raise Rejection(404, model_not_found_message(model), "model_not_found")
 
     def _fail_with_status(self, status: int, outcome: str) -> NoReturn:
         wait = self.config.retry_after_s if status in (429, 529) else None

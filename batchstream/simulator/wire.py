@@ -42,6 +42,34 @@ DEFAULT_ERROR_MESSAGES = {
     529: "Overloaded",
 }
 
+# What the API answers an account that cannot go on, as users have reported it word for word (status 400,
+# invalid_request_error); see https://docs.anthropic.com/en/api/errors.
+CREDIT_EXHAUSTED_MESSAGE = (
+    "Your credit balance is too low to access the Anthropic API. "
+    "Please go to Plans & Billing to upgrade or purchase credits."
+)
+
+
+def usage_limit_message(now_s: float) -> str:
+    """The answer once an organisation's monthly spend limit is reached: access returns on the 1st."""
+    year, month = time.gmtime(now_s)[:2]
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return (
+        "You have reached your specified API usage limits. "
+        f"You will regain access on {year:04d}-{month:02d}-01 at 00:00 UTC."
+    )
+
+
+# A monthly spend limit, as a 429 rate_limit_error (reported in NousResearch/hermes-agent#91106): unlike a
+# rate limit's 429, it does not clear by waiting a minute.
+SPEND_LIMIT_MESSAGE = "This request would exceed your account's monthly spend limit."
+
+
+def model_not_found_message(model: str) -> str:
+    """A model the API does not serve (unknown, or retired): 404 not_found_error."""
+    return f"model: {model}"
+
+
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 JSON_CONTENT_TYPE = "application/json"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import re
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +34,21 @@ _RETRY_CAUSES = {
 }
 # Statuses that mean the account itself is refused: every remaining item would fail the same way.
 _FATAL_STATUSES = {401: "authentication", 402: "billing", 403: "permission"}
+# Answers that name no account problem by status but do in words: the API's own messages for an exhausted
+# credit balance (400), and for an organisation's usage or spend limit (400 or 429). Matched on the phrase
+# that says the account cannot go on, not on "limit" alone: a rate limit's 429 says "rate limit".
+# See https://docs.anthropic.com/en/api/errors and the billing/limits pages of the Console docs.
+_ACCOUNT_STOP_MESSAGES = (
+    ("billing", re.compile(r"credit balance is too low", re.IGNORECASE)),
+    ("usage_limit", re.compile(r"reached your specified API usage limits?", re.IGNORECASE)),
+    ("usage_limit", re.compile(r"\bspend(ing)? limit\b", re.IGNORECASE)),
+)
+_ACCOUNT_STOP_STATUSES = frozenset({400, 429})
+# Causes of a failed attempt that say the service (or the way to it) is down, not that this request is bad:
+# when every attempt across the run fails with one of these, the run is in an outage (see outage.py). Not
+# our own --timeout: a reply still streaming when the attempt's time is up is that item's long reply.
+OUTAGE_CAUSES = frozenset({"connection", "stall", "server_error", "overloaded", "incomplete"})
+
 # Error types an `error` event can carry mid-stream that are worth another attempt.
 _RETRY_EVENT_TYPES = {
     "overloaded_error": "overloaded",
@@ -57,6 +74,17 @@ class Failure:
     retry_after: float | None = None
     request_id: str | None = None
     headers: Mapping[str, str] | None = None
+
+    def describe(self) -> str:
+        """One line for a person: the status where there was one, the error's type and its message."""
+        status = f"HTTP {self.status} " if self.status is not None else ""
+        return f"{status}{self.type}: {self.message}"
+
+    @property
+    def outage(self) -> bool:
+        """A failure that a whole-service outage would also cause (see OUTAGE_CAUSES), a gateway's 504
+        among them."""
+        return self.cause in OUTAGE_CAUSES or (self.cause == "timeout" and self.status is not None)
 
     @property
     def throttled(self) -> bool:
@@ -87,6 +115,12 @@ class Failure:
     @classmethod
     def connection(cls, message: str) -> Failure:
         return cls("connection", True, False, None, "connection_error", message)
+
+    @classmethod
+    def untrusted(cls, message: str) -> Failure:
+        """The server's TLS certificate did not verify: a setting to fix (a CA bundle, a proxy, the base
+        URL), the same for every request, so the run stops instead of retrying it as an outage."""
+        return cls("certificate", False, True, None, "certificate_error", message)
 
     @classmethod
     def protocol(cls, message: str) -> Failure:
@@ -120,6 +154,11 @@ def classify(exc: BaseException, *, secret: str | None = None) -> Failure:
         failure = Failure.event(exc.error_type, exc.message or exc.error_type)
     elif isinstance(exc, IncompleteStreamError):
         failure = Failure.incomplete(str(exc))
+    elif (cert := _in_chain(exc, ssl.SSLCertVerificationError)) is not None:
+        failure = Failure.untrusted(_describe(cert, "certificate verify failed"))
+    elif (connect := _in_chain(exc, httpx2.ConnectTimeout)) is not None:
+        # No connection within the connect timeout: the way to the server, not a stream that went quiet.
+        failure = Failure.connection(_describe(connect, "no connection in time"))
     elif isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException | TimeoutError):
         failure = Failure.stall(_describe(exc, "no data received in time"))
     elif isinstance(
@@ -144,6 +183,10 @@ def _from_status_error(exc: anthropic.APIStatusError) -> Failure:
         return Failure.event(error_type, message, request_id)
     if status in _FATAL_STATUSES:
         return Failure(_FATAL_STATUSES[status], False, True, status, error_type, message, None, request_id)
+    if status in _ACCOUNT_STOP_STATUSES:
+        for cause, pattern in _ACCOUNT_STOP_MESSAGES:
+            if pattern.search(message):
+                return Failure(cause, False, True, status, error_type, message, None, request_id)
     cause = _RETRY_CAUSES.get(status)
     if cause is None and status > 500:
         cause = "server_error"
@@ -169,6 +212,19 @@ def _error_body(exc: anthropic.APIStatusError) -> tuple[str, str]:
         if isinstance(error, dict):
             return str(error.get("type") or "api_error"), str(error.get("message") or "")
     return type(exc).__name__, exc.message
+
+
+def _in_chain(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """`exc` or the first exception of type `kind` it was raised from: the SDK and aiohttp wrap what the
+    socket or TLS layer raised, and only that says what went wrong."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _describe(exc: BaseException, fallback: str) -> str:

@@ -14,16 +14,16 @@ import inspect
 import time
 from typing import Any
 
-import anthropic
 import httpx2
 import orjson
 from anthropic.resources.beta.messages.messages import AsyncMessages as _AsyncBetaMessages
 from anthropic.resources.messages.messages import AsyncMessages as _AsyncMessages
 
-from ..errors import NO_API_KEY, IncompleteStreamError, UsageError
+from ..errors import IncompleteStreamError
 from ..inputs import Request
 from .accumulate import MessageAccumulator
 from .base import Sent
+from .client import sdk_client
 from .sse import SSEDecoder
 
 
@@ -65,25 +65,16 @@ class StreamingSender:
         # The stall timeout is the transport's read timeout: it fires when no byte arrives for that long,
         # before the headers or between events, at no cost per event.
         timeout = httpx2.Timeout(stall_timeout, connect=connect_timeout, pool=None)
-        http_client = anthropic.DefaultAioHttpClient(
+        # batchstream owns the retry policy for the whole item (a stream that fails after it started is
+        # never retried by the SDK), so the SDK itself must not retry.
+        self._client = sdk_client(
+            api_key=api_key,
+            base_url=base_url,
+            api_version=api_version,
+            max_retries=0,
             timeout=timeout,
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
-        # batchstream owns the retry policy for the whole item (a stream that fails after it started is
-        # never retried by the SDK), so the SDK itself must not retry. `api_version` (None: the SDK's own)
-        # replaces the anthropic-version header the SDK would send.
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=timeout,
-            http_client=http_client,
-            default_headers={"anthropic-version": api_version} if api_version else None,
-        )
-        if self._client.api_key is None and self._client.auth_token is None:
-            # No key given, and none in the SDK's ANTHROPIC_API_KEY: say so before anything is sent, not
-            # once per item.
-            raise UsageError(NO_API_KEY)
 
     @property
     def api_key(self) -> str | None:

@@ -1,0 +1,401 @@
+"""`--via batches`: submit the items still to do as Message Batches, wait for them, record their results.
+
+The life of a run: re-attach to the batches the journal says this results file waits for (and settle any
+create call a crash left unanswered), submit the rest in chunks, then poll until every batch has ended,
+recording each batch's results as it ends and submitting again, in a later batch, the items that ended
+transiently (errored with overloaded_error or api_error, or expired) while they have attempts left.
+
+What each outcome means for an item:
+- succeeded: recorded ok, priced at the batch rate;
+- errored with a request error (invalid_request_error, ...): recorded as an error, the API's type and
+  message;
+- errored transiently, or expired: submitted again while `--max-attempts` allows, else recorded as error;
+- canceled: not recorded (a resume submits it again), unless this run canceled it for `--batch-deadline`:
+  then it is handed back to be streamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..budget import Budget
+from ..config import RunConfig
+from ..errors import FatalAPIError
+from ..inputs import Request
+from ..pricing import Pricer
+from ..progress import Progress
+from ..record import ResultRecord, error_record, message_record
+from ..transport.failures import Failure, classify
+from .chunks import chunks, custom_id
+from .client import BatchClient, candidate_for
+from .journal import Intent, Journal
+
+TRANSIENT_ERRORS = frozenset({"overloaded_error", "api_error"})
+_EXPIRED = "the request expired before its batch processed it"
+FIRST_POLL_S = 5.0
+LAST_POLL_S = 60.0
+POLL_GROWTH = 1.5
+
+
+@dataclass
+class _Waiting:
+    """A batch being waited for: its journal entry, and its items by custom_id (those still to record)."""
+
+    intent: Intent
+    items: dict[str, Request]
+    expected: set[str]  # every custom_id the intent submitted, to verify an adopted batch by
+    stale: list[Request] = field(default_factory=list)  # items whose input changed since: submitted anew
+    adopted: bool = False  # found from the list after an interrupted create, not from its answer
+    created_at: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    deadline_canceled: bool = False
+
+    @property
+    def batch_id(self) -> str:
+        assert self.intent.batch_id is not None
+        return self.intent.batch_id
+
+
+@dataclass
+class Outcome:
+    to_stream: list[Request] = field(default_factory=list)  # canceled by --batch-deadline
+    budget_stop: str | None = None  # why no more items were submitted
+
+
+class BatchEngine:
+    def __init__(
+        self,
+        config: RunConfig,
+        requests: Iterable[Request],
+        client: BatchClient,
+        journal: Journal,
+        *,
+        pricer: Pricer,
+        budget: Budget | None,
+        progress: Progress,
+        record: Callable[[Request, ResultRecord], object],
+        sync: Callable[[], None],
+        log: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.journal = journal
+        self.pricer = pricer
+        self.budget = budget
+        self.progress = progress
+        self._record = record
+        self._sync = sync
+        self._log = log
+        # Items still to record, by id, in input order.
+        self.todo: dict[str, Request] = {request.id: request for request in requests}
+        self.waiting: dict[str, _Waiting] = {}
+        self.attempts = journal.submissions()
+        self.retries = journal.retries()
+        self.reserved: dict[str, float] = {}
+        self.outcome = Outcome()
+        self._unsent: dict[str, Request] = dict(self.todo)  # to do and in no batch
+        self._rng = random.Random(config.seed)  # the jitter of waits before a create is tried again
+        self._last_status = ""
+
+    # -- the run ----------------------------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        for intent in self.journal.waiting:
+            self._attach(intent, adopted=False)
+        unresolved = self.journal.unresolved
+        if unresolved:
+            await self._reconcile(unresolved)
+        interval = self.config.batches.poll_interval or FIRST_POLL_S
+        while True:
+            if self.outcome.budget_stop is None:
+                await self._submit()
+            if not self.waiting:
+                break
+            await self._poll()
+            if self.waiting:
+                self._show()
+                await asyncio.sleep(interval)
+                if self.config.batches.poll_interval is None:
+                    interval = min(LAST_POLL_S, interval * POLL_GROWTH)
+        return self.outcome
+
+    def _attach(self, intent: Intent, *, adopted: bool) -> None:
+        """Wait for `intent`'s batch, mapping back those of its items still to do with the same request."""
+        items: dict[str, Request] = {}
+        stale: list[Request] = []
+        for item_id, request_hash in intent.items:
+            request = self.todo.get(item_id)
+            if request is not None:
+                if request.request_hash == request_hash:
+                    items[custom_id(item_id)] = request
+                    self._hold(request)
+                else:
+                    stale.append(request)
+            self._unsent.pop(item_id, None)
+        expected = {custom_id(item_id) for item_id in intent.ids}
+        self.waiting[intent.token] = _Waiting(intent, items, expected, stale, adopted)
+
+    def _hold(self, request: Request) -> None:
+        """What an item of a batch created by an earlier run may cost, held against --max-cost."""
+        if self.budget is not None and request.id not in self.reserved:
+            worst = self.reserved[request.id] = self.budget.worst_case(request, batch=True)
+            self.budget.hold(worst)
+
+    async def _reconcile(self, intents: list[Intent]) -> None:
+        """Settle create calls that got no answer: a batch created since with as many requests is taken as
+        theirs (and verified by its custom_ids once it ends); with none, no batch was made."""
+        batches = await self.client.created_since(min(intent.at for intent in intents))
+        taken = self.journal.known_batch_ids()
+        for intent in intents:
+            batch = candidate_for(intent, batches, taken)
+            if batch is None:
+                self.journal.voided(intent)
+                continue
+            taken.add(batch.id)
+            self._log(f"batch {batch.id}: adopted (its create call got no answer; found in the list)")
+            self.journal.created(intent, batch.id)
+            self._attach(intent, adopted=True)
+
+    # -- submitting -------------------------------------------------------------------------------------
+
+    async def _submit(self) -> None:
+        ready = self._within_budget()
+        options = self.config.batches
+        for chunk in list(chunks(ready, options.size, options.max_bytes, self._too_large)):
+            for request in chunk.requests:
+                del self._unsent[request.id]
+            await self._create(chunk.requests, chunk.betas)
+
+    async def _create(self, requests: list[Request], betas: tuple[str, ...]) -> None:
+        """One batch of `requests`, journalled before the call; a call with no answer (or a 429 or 5xx)
+        is settled from the list, then tried again, within --max-attempts."""
+        policy = self.config.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            intent = self.journal.intend([(request.id, request.request_hash) for request in requests])
+            self.attempts.update(request.id for request in requests)
+            try:
+                batch = await self.client.create(requests, betas)
+            except Exception as exc:
+                failure = classify(exc, secret=self.client.api_key)
+                if failure.status is not None and not failure.retryable:
+                    self.journal.voided(intent)  # an answer: no batch was made, and none would be
+                    raise _api_error(failure) from None
+                self._log(f"creating a batch failed ({failure.type}: {failure.message}); checking the list")
+                await self._reconcile([intent])
+                if not intent.void:
+                    return  # it was made after all, and is now waited for
+                self.attempts.subtract(request.id for request in requests)
+                if attempt < policy.max_attempts:
+                    await asyncio.sleep(policy.delay(attempt, failure.retry_after, self._rng))
+                    continue
+                raise _api_error(failure) from None
+            self.journal.created(intent, batch.id)
+            self._attach(intent, adopted=False)
+            self.waiting[intent.token].created_at = batch.created_at.timestamp()
+            return
+
+    def _within_budget(self) -> list[Request]:
+        """The unsent items in order, as far as their worst case at the batch price fits the budget."""
+        budget = self.budget
+        if budget is None:
+            return list(self._unsent.values())
+        ready: list[Request] = []
+        for request in self._unsent.values():
+            if request.id in self.reserved:
+                ready.append(request)
+                continue
+            worst = budget.worst_case(request, batch=True)
+            if not budget.try_reserve(worst):
+                if not budget.holding:
+                    self.outcome.budget_stop = (
+                        f"budget: the next item could cost up to ${worst:.6f} at the batch price, taking the "
+                        f"spend past --max-cost ${budget.limit_usd:g} (spent ${budget.spent_usd:.6f}); no "
+                        "more items are submitted"
+                    )
+                break
+            self.reserved[request.id] = worst
+            ready.append(request)
+        return ready
+
+    def _too_large(self, request: Request, size: int) -> None:
+        failure = Failure(
+            "client_error",
+            False,
+            False,
+            413,
+            "request_too_large",
+            f"the request is {size:,} bytes, more than a batch may hold ({self.config.batches.max_bytes:,})",
+        )
+        del self._unsent[request.id]
+        self._write(request, error_record(request, failure, 0, {}))
+
+    # -- waiting ----------------------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        deadline = self.config.batches.deadline
+        for waiting in list(self.waiting.values()):
+            try:
+                batch = await self.client.retrieve(waiting.batch_id)
+                lines = await self._results(waiting.batch_id) if batch.processing_status == "ended" else None
+            except Exception as exc:  # the SDK retried it already: the next poll tries again
+                failure = classify(exc, secret=self.client.api_key)
+                if failure.fatal:
+                    raise _api_error(failure) from None
+                self._log(f"batch {waiting.batch_id}: {failure.type}: {failure.message}; trying again later")
+                continue
+            waiting.created_at = batch.created_at.timestamp()
+            waiting.counts = batch.request_counts.model_dump()
+            if lines is not None:
+                self._collect(waiting, lines)
+            elif (
+                deadline is not None
+                and batch.processing_status == "in_progress"
+                and time.time() - waiting.created_at >= deadline
+            ):
+                self._log(f"batch {waiting.batch_id}: not ended within --batch-deadline; canceling it")
+                await self.client.cancel(waiting.batch_id)
+                waiting.deadline_canceled = True
+
+    async def _results(self, batch_id: str) -> dict[str, Any]:
+        """An ended batch's results by custom_id, all of them before any is recorded."""
+        return {line.custom_id: line.result async for line in self.client.results(batch_id)}
+
+    def _collect(self, waiting: _Waiting, lines: dict[str, Any]) -> None:
+        """Record an ended batch's results, then note it done: after a crash in between, a resume fetches
+        them again and records only what the results file does not hold yet."""
+        del self.waiting[waiting.intent.token]
+        if waiting.adopted and set(lines) != waiting.expected:
+            self._log(
+                f"batch {waiting.batch_id}: its requests are not the ones this results file submitted; "
+                "ignoring it, and submitting those items again"
+            )
+            self.journal.voided(waiting.intent)
+            for request in waiting.items.values():
+                self.attempts[request.id] -= 1
+                self._again(request)
+            return
+        for request in waiting.stale:
+            self._again(request)
+        canceled = 0
+        transient: dict[str, str] = {}
+        deadline_over = self.config.batches.deadline is not None and (
+            waiting.deadline_canceled or time.time() - waiting.created_at >= self.config.batches.deadline
+        )
+        for cid, request in waiting.items.items():
+            result = lines.get(cid)
+            kind = "canceled" if result is None else result.type
+            if kind == "succeeded":
+                self._ok(
+                    request, result.message.model_dump(mode="json", exclude_unset=True), waiting.batch_id
+                )
+            elif kind == "errored" and result.error.error.type not in TRANSIENT_ERRORS:
+                error = result.error.error
+                self._error(request, error.type, error.message, waiting.batch_id)
+            elif kind in ("errored", "expired"):
+                outcome = "expired" if kind == "expired" else result.error.error.type
+                transient[request.id] = outcome
+                self.retries.setdefault(request.id, Counter())[outcome] += 1
+                if self.attempts[request.id] < self.config.retry.max_attempts:
+                    self._again(request)
+                else:
+                    message = _EXPIRED if kind == "expired" else result.error.error.message
+                    self._error(request, outcome, message, waiting.batch_id)
+            elif deadline_over:
+                self._release(request)
+                self.outcome.to_stream.append(request)
+            else:
+                self._release(request)
+                canceled += 1
+        self._sync()
+        self.journal.finished(waiting.intent, transient)
+        if canceled:
+            self._log(
+                f"batch {waiting.batch_id}: {canceled} item(s) canceled and not recorded; run the same "
+                "command again to submit them anew"
+            )
+
+    # -- recording --------------------------------------------------------------------------------------
+
+    def _ok(self, request: Request, message: dict[str, Any], batch_id: str) -> None:
+        record = message_record(
+            request,
+            message,
+            self.attempts[request.id],
+            self._retries(request),
+            self.pricer,
+            content=self.config.output.content,
+            latency_s=None,
+            ttft_s=None,
+            request_id=None,
+            batch=True,
+        )
+        self._write(request, _via_batch(record, batch_id))
+
+    def _error(self, request: Request, error_type: str, message: str, batch_id: str) -> None:
+        failure = Failure("batch", False, False, None, error_type, message)
+        record = error_record(request, failure, self.attempts[request.id], self._retries(request))
+        self._write(request, _via_batch(record, batch_id))
+
+    def _retries(self, request: Request) -> dict[str, int]:
+        return dict(self.retries.get(request.id) or {})
+
+    def _write(self, request: Request, record: ResultRecord) -> None:
+        self.todo.pop(request.id, None)
+        worst = self.reserved.pop(request.id, None)
+        self._record(request, record)
+        if self.budget is not None and worst is not None:
+            self.budget.settle(worst, record["cost_usd"])
+
+    def _again(self, request: Request) -> None:
+        """Into a later batch (its budget reservation still held for it)."""
+        self._unsent[request.id] = request
+
+    def _release(self, request: Request) -> None:
+        worst = self.reserved.pop(request.id, None)
+        self.todo.pop(request.id, None)
+        if self.budget is not None and worst is not None:
+            self.budget.settle(worst, None)
+
+    # -- progress ---------------------------------------------------------------------------------------
+
+    def _show(self) -> None:
+        total: Counter[str] = Counter()
+        parts = []
+        for waiting in self.waiting.values():
+            counts = waiting.counts
+            total.update(counts)
+            parts.append(f"{waiting.batch_id}: {_counts_text(counts)}")
+        status = f"{len(self.waiting)} batch(es) waiting, {_counts_text(total)}"
+        if status != self._last_status:
+            self._last_status = status
+            self.progress.note(status, parts)
+        self.progress.tick()
+
+
+def _counts_text(counts: dict[str, int] | Counter[str]) -> str:
+    submitted = sum(counts.values())
+    return (
+        f"{submitted} submitted / {counts.get('processing', 0)} processing / {counts.get('succeeded', 0)} "
+        f"succeeded / {counts.get('errored', 0)} errored / {counts.get('expired', 0)} expired"
+    )
+
+
+def _via_batch(record: ResultRecord, batch_id: str) -> ResultRecord:
+    record["via"] = "batch"
+    record["batch_id"] = batch_id
+    return record
+
+
+def _api_error(failure: Failure) -> Exception:
+    status = "" if failure.status is None else f"HTTP {failure.status} "
+    return FatalAPIError(
+        f"the Message Batches API failed ({status}{failure.type}: {failure.message}). Results already "
+        "written are kept, and the batches already created keep running; run the same command again to "
+        "resume."
+    )

@@ -1,0 +1,63 @@
+"""A run's `--via batches` part: the client, the journal and the engine, wired to the run's results file,
+budget, progress and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+from ..inputs import Request
+from ..plan import Plan, requests
+from .client import BatchClient
+from .engine import BatchEngine
+from .journal import Journal, journal_path
+
+if TYPE_CHECKING:
+    from ..runner import _Run
+
+
+async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
+    """Submit, wait for and record the items `plan` leaves to do; the items a --batch-deadline handed back
+    to be streamed."""
+    from ..runner import StopReason
+
+    config = run.config
+    assert run.writer is not None
+    run.pricer.prepare(plan.models)
+    path = journal_path(run.output)
+    if config.restart and path.exists():
+        os.replace(path, path.with_name(path.name + ".bak"))
+        run.host.log(f"--restart: the previous batch journal moved to {path.name}.bak")
+    base_url, api_key = run.endpoint(stack)
+    client = BatchClient(api_key=api_key, base_url=base_url, api_version=config.defaults.api_version)
+    run.secret = client.api_key
+    journal = Journal(path)
+    writer = run.writer
+    engine = BatchEngine(
+        config,
+        itertools.chain(plan.first, requests(config, plan.todo) if plan.todo else ()),
+        client,
+        journal,
+        pricer=run.pricer,
+        budget=run.budget,
+        progress=run.progress,
+        record=run.record,
+        sync=writer.sync,
+        log=run.host.log,
+    )
+    try:
+        outcome = await run.watched(engine.run())
+    finally:
+        journal.close()
+        await asyncio.shield(client.aclose())
+    if outcome is None:  # stopped: the batches keep running, and the journal says which
+        return []
+    if outcome.budget_stop is not None:
+        run.stopped = StopReason.BUDGET
+        run.host.log(outcome.budget_stop)
+    elif not engine.todo and not outcome.to_stream:
+        journal.remove()
+    return outcome.to_stream
