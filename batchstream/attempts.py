@@ -17,7 +17,7 @@ from .deadline import Deadline
 from .inputs import Request
 from .limiter import LaunchController
 from .outage import Breaker
-from .tokens import estimate_input_tokens
+from .tokens import prompt_bytes
 from .transport import Sender, Sent
 from .transport.failures import Failure, classify
 
@@ -73,7 +73,7 @@ async def run_attempts(
     from the prompt cache, which the input-token rate limit does not count (for current models), so the
     pacing leaves them out.
     """
-    input_estimate = max(estimate_input_tokens(request.params) - cached_tokens, 0)
+    model, size = str(request.params.get("model") or ""), prompt_bytes(request.params)
     max_tokens = int(request.params.get("max_tokens") or 0)
     retries: dict[str, int] = {}
     attempt = charged = 0
@@ -81,17 +81,18 @@ async def run_attempts(
         turn = await breaker.turn(request.id)
         if turn is None:
             return Unavailable()
+        input_estimate = max(controller.inputs.estimate(model, size) - cached_tokens, 0)
         try:
             ticket = await controller.acquire(input_estimate, max_tokens)
         except BaseException:
             breaker.abandoned(turn)
             raise
         if stopping():  # the run stopped while this one waited its turn
-            controller.release()
+            controller.release(ticket)
             breaker.abandoned(turn)
             return Cancelled()
         if not breaker.begin(turn):  # an outage began while it waited: it waits for the probes instead
-            controller.release()
+            controller.release(ticket)
             continue
         attempt += 1
         try:
@@ -100,13 +101,13 @@ async def run_attempts(
             with Deadline(policy.timeout) as deadline:
                 sent = await sender.send(request)
         except Exception as exc:
-            controller.release()
+            controller.release(ticket)
             if isinstance(exc, TimeoutError) and deadline.expired():
                 failure = Failure.timeout(policy.timeout)
             else:
                 failure = classify(exc, secret=secret)
         except BaseException:  # cancelled: the run stopped
-            controller.release()
+            controller.release(ticket)
             breaker.abandoned(turn)
             raise
         else:
@@ -114,8 +115,9 @@ async def run_attempts(
                 controller.recover()
             try:
                 usage = sent.message.get("usage") or {}
-                controller.release(usage.get("output_tokens") or 0)
-                controller.on_success(sent.headers, ticket)
+                controller.release(ticket, usage.get("output_tokens") or 0)
+                controller.inputs.observe(model, size, usage)
+                controller.on_success(sent.headers, ticket, usage.get("output_tokens") or 0)
             except Exception as exc:  # the reply came and is paid for: another attempt would pay again
                 return Failed(classify(exc, secret=secret), attempt, retries)
             return Ok(sent, attempt, retries)
@@ -125,7 +127,8 @@ async def run_attempts(
         if breaker.failed(turn, failure):
             charged += 1
         if failure.throttled:
-            controller.on_throttle(failure.retry_after, failure.headers, ticket)
+            refused = failure.status == 429  # a 429 refuses a request before charging it anything
+            controller.on_throttle(failure.retry_after, failure.headers, ticket, charged=not refused)
         limit = min(policy.max_attempts, failure.attempt_limit or policy.max_attempts)
         if not failure.retryable or charged >= limit:
             return Failed(failure, attempt, retries)

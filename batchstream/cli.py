@@ -554,6 +554,14 @@ def _probability(name: str, what: str) -> Any:
     "--rpm", type=click.IntRange(min=1), help="Requests-per-minute limit; beyond it: 429 with retry-after."
 )
 @click.option(
+    "--itpm", type=click.IntRange(min=1), help="Input-tokens-per-minute limit, counted as the API counts it."
+)
+@click.option(
+    "--otpm",
+    type=click.IntRange(min=1),
+    help="Output-tokens-per-minute limit: max_tokens held from the start, the unused part given back.",
+)
+@click.option(
     "--batch-processing-s",
     type=click.FloatRange(min=0),
     default=1.0,
@@ -637,6 +645,7 @@ def simulate(**options: Any) -> None:
     Examples:
       batchstream simulate --port 8765
       batchstream simulate --port 8765 --p-529 0.05 --p-drop 0.02 --rpm 600
+      batchstream simulate --port 8765 --itpm 400000 --otpm 80000
       ANTHROPIC_BASE_URL=http://127.0.0.1:8765 batchstream run prompts.jsonl
     """
     from .simulator import SimulatorConfig, serve

@@ -266,6 +266,7 @@ class _Dispatcher:
         while True:
             await asyncio.sleep(1.0)
             self._show_outage()
+            self.run.progress.paced_by = self.controller.paced_by
             self.run.progress.tick()
 
     def _show_outage(self) -> None:

@@ -23,6 +23,8 @@ class Progress:
         self.output_tokens = 0
         self.cost_usd = 0.0
         self.started = time.monotonic()
+        # What holds launches back now ("ITPM", "concurrency", ...), set by the run once a second.
+        self.paced_by: str | None = None
         # Why nothing is moving, while that lasts (an outage: "API unavailable since ..."); set by the run.
         self.notice: str | None = None
 
@@ -75,7 +77,8 @@ class BarProgress(Progress):
             self._last_postfix = now
             _, tokens_per_s = self._rates()
             self._bar.set_postfix_str(
-                f"ok={self.ok} err={self.errors} out={tokens_per_s:,.0f} tok/s ${self.cost_usd:.4f}",
+                f"ok={self.ok} err={self.errors} out={tokens_per_s:,.0f} tok/s ${self.cost_usd:.4f}"
+                + _paced(self.paced_by),
                 refresh=False,
             )
         self._bar.update(1)
@@ -129,7 +132,8 @@ class LineProgress(Progress):
         notice = f"; {self.notice}" if self.notice else ""
         self._stream.write(
             f"batchstream: {self.done}/{self.total} done ({self.ok} ok, {self.errors} errors this run), "
-            f"{tokens_per_s:,.0f} output tok/s, ${self.cost_usd:.4f}, ETA {self._eta()}{notice}\n"
+            f"{tokens_per_s:,.0f} output tok/s, ${self.cost_usd:.4f}, ETA {self._eta()}{notice}"
+            f"{_paced(self.paced_by)}\n"
         )
         self._stream.flush()
 
@@ -147,6 +151,10 @@ def make_progress(
     if stream.isatty():
         return BarProgress(total, done_before, stream)
     return LineProgress(total, done_before, stream, interval)
+
+
+def _paced(paced_by: str | None) -> str:
+    return f", paced by {paced_by}" if paced_by else ""
 
 
 def _duration(seconds: float) -> str:

@@ -8,7 +8,8 @@ table goes to stdout and to `bench/RESULTS.md` with the date, the command and th
 Scenarios: many short replies (the headline: CPU per streamed event against the naive pattern), few long
 replies, long tool-use input (accumulator linearity, in-process and over the wire), 2,000 concurrent
 streams (event-loop lag and the progress display's CPU), a 200,000-line input and its resume, wall-time
-efficiency under a fixed latency, and a requests-per-minute limit.
+efficiency under a fixed latency, a requests-per-minute limit, and pacing with each of RPM, ITPM and OTPM
+binding (`bench/pacing.py`: time against the fastest the limit allows, and the share of 429s).
 
 Before each scenario the suite times a fixed pure-Python loop and reports it: on a shared host the same
 machine can run a third slower for minutes, with no process inside it any busier, and every CPU and

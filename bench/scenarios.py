@@ -26,6 +26,7 @@ from .harness import (
     write_input,
     write_tool_input,
 )
+from .pacing import pacing as _pacing
 from .report import Row, Scenario
 
 NAIVE = "naive SDK pattern"
@@ -767,6 +768,7 @@ SCENARIOS: dict[str, Callable[[Context], Scenario]] = {
     "efficiency": efficiency,
     "rate_limit": rate_limit,
     "outage": outage,
+    "pacing": lambda ctx: _pacing(ctx.dir("pacing"), ctx.quick, log),
 }
 
 

@@ -115,6 +115,16 @@ def run_cli(
     return Completed(result.exit_code, result.stdout, result.stderr)
 
 
+class Clock:
+    """A clock that moves only when a test moves it, for code that takes its clock as an argument."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
     path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
     return path

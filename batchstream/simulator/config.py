@@ -28,6 +28,8 @@ class SimulatorConfig:
     reply_tokens: tuple[int, int] = DEFAULT_REPLY_TOKENS
     api_key: str | None = None
     rpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
     p_429: float = 0.0
     p_529: float = 0.0
     p_500: float = 0.0
@@ -75,8 +77,10 @@ class SimulatorConfig:
             _one_of("account", self.account, ACCOUNT_STATES)
         if self.fail_first < 0:
             raise ValueError(f"fail_first must be >= 0, got {self.fail_first}")
-        if self.rpm is not None and self.rpm < 1:
-            raise ValueError(f"rpm must be >= 1, got {self.rpm}")
+        for name in ("rpm", "itpm", "otpm"):
+            limit = getattr(self, name)
+            if limit is not None and limit < 1:
+                raise ValueError(f"{name} must be >= 1, got {limit}")
         if self.batch_processing_s < 0:
             raise ValueError(f"batch_processing_s must be >= 0, got {self.batch_processing_s}")
         if (
@@ -99,7 +103,7 @@ class SimulatorConfig:
         """Build from CLI values, where an option left unset arrives as None and numbers may be strings.
 
         `reply_tokens` also accepts "MIN,MAX", "MIN-MAX" or a single "N"; "none" or "" turns off an optional
-        knob (rpm, api_key, log_path).
+        knob (rpm, itpm, otpm, api_key, log_path).
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - set(fields))

@@ -15,14 +15,14 @@ import orjson
 
 from .batches import PATH_PREFIX as BATCHES_PREFIX
 from .batches import BatchError, BatchStore, batch_json
-from .cache import PromptCache
+from .cache import Lookup, PromptCache
 from .config import PROBABILISTIC_FAULTS, SimulatorConfig
-from .directives import DirectiveError, parse_directives
+from .directives import DirectiveError, Directives, parse_directives
 from .events import Event, garbled, stream_events
 from .faults import STATUS_FAULTS, Fault, decide_fault
 from .http import BodyTooLarge, Request, Response, StreamResponse, header_lines
 from .prompt import estimate_input_tokens
-from .ratelimit import Admission, RequestLimiter, rate_limit_headers
+from .ratelimit import Admission, RateLimits, itpm_charge, rate_limit_headers, refusal_message
 from .replies import Reply, build_reply, request_key
 from .sleeps import SharedSleeps
 from .stats import RequestLog, Stats
@@ -90,7 +90,7 @@ class Simulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.stats = Stats()
-        self.limiter = RequestLimiter(config.rpm)
+        self.limits = RateLimits(config.rpm, config.itpm, config.otpm)
         self.cache = PromptCache()
         # Without these, only a `[[sim fail=...]]` script can fault an attempt; deciding costs a seeded PRNG.
         self._configured_faults = config.fail_first > 0 or any(
@@ -115,7 +115,7 @@ class Simulator:
 
     def reset(self) -> None:
         self.stats = Stats()
-        self.limiter.reset()
+        self.limits.reset()
         self._outage_until = None
         self.cache.reset()
 
@@ -170,7 +170,7 @@ class Simulator:
 
     def _headers(self, exchange: Exchange) -> bytes:
         """Every API response's headers, encoded (see `header_lines`)."""
-        admission = exchange.admission or self.limiter.peek()
+        admission = exchange.admission or self.limits.peek()
         return b"request-id: %s\r\n%s" % (exchange.request_id.encode(), rate_limit_headers(admission))
 
     def _error(self, exchange: Exchange, rejection: Rejection) -> Response:
@@ -277,24 +277,51 @@ class Simulator:
         body = self._read_body(request, exchange, validate_messages_body)
         exchange.model = body["model"]
         self._check_account_and_model(exchange.model)
-        exchange.admission = self.limiter.admit()
-        if not exchange.admission.allowed:
-            self.stats.rate_limited += 1
-            message = (
-                f"This request would exceed your organization's rate limit of {config.rpm} requests/minute."
-            )
-            raise Rejection(429, message, "rate_limited", exchange.admission.wait_s)
         exchange.key = request_key(body)
-        self.stats.saw_betas(request.headers.get("anthropic-beta"))
         try:
             directives = parse_directives(body)
         except DirectiveError as exc:
             raise Rejection(400, str(exc), "invalid_request") from None
+        # Built before admission: its usage is what the request charges against the input-tokens limit, cache
+        # reads excluded (a refused request's lookup refreshes what it found: the price of knowing them).
+        reply, cached = None, None
+        if directives.transcript is None:
+            cached = self.cache.lookup(body)
+            if cached.read > directives.cache_read:
+                directives = dataclasses.replace(directives, cache_read=cached.read)
+            reply = build_reply(body, exchange.key, config.reply_tokens, directives)
+        charge = (
+            estimate_input_tokens(body) if reply is None else itpm_charge(reply.start_usage, exchange.model)
+        )
+        admission = exchange.admission = self.limits.admit(charge, body["max_tokens"])
+        if not admission.allowed:
+            self.stats.rate_limited += 1
+            assert admission.refused_by is not None
+            message = refusal_message(self.limits, admission.refused_by)
+            raise Rejection(429, message, "rate_limited", admission.wait_s)
+        try:
+            return await self._admitted(request, exchange, body, directives, reply, cached)
+        finally:  # the output tokens reserved at max_tokens, given back down to those produced
+            self.limits.settle(admission, exchange.output_tokens)
+
+    async def _admitted(
+        self,
+        request: Request,
+        exchange: Exchange,
+        body: dict[str, Any],
+        directives: Directives,
+        reply: Reply | None,
+        cached: Lookup | None,
+    ) -> Answer:
+        config = self.config
+        assert exchange.key is not None
+        self.stats.saw_betas(request.headers.get("anthropic-beta"))
         exchange.attempt = self.stats.next_attempt(exchange.key)
         if directives.status is not None:
             self.stats.faults[str(directives.status)] += 1
             self._fail_with_status(directives.status, str(directives.status))
-        if directives.transcript is not None:
+        if reply is None:
+            assert directives.transcript is not None
             return await self._replay(request, exchange, directives.transcript, bool(body.get("stream")))
         fault = None
         if self._configured_faults or directives.fail:
@@ -306,14 +333,11 @@ class Simulator:
                 self._fail_with_status(STATUS_FAULTS[fault.kind], fault.kind)
             if fault.kind == "stall":
                 return await self._stall(request)
-        cached = self.cache.lookup(body)
-        if cached.read > directives.cache_read:
-            directives = dataclasses.replace(directives, cache_read=cached.read)
-        reply = build_reply(body, exchange.key, config.reply_tokens, directives)
         if config.ttft_s:
             await self._ttft.sleep(config.ttft_s)
         # From message_start on (or the whole reply, unstreamed), what this request wrote can be read.
-        self.cache.store(cached)
+        if cached is not None:
+            self.cache.store(cached)
         if body.get("stream"):
             return await self._stream(request, exchange, reply, fault, directives.garble)
         return await self._message(request, exchange, reply, fault)
