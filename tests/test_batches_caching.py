@@ -19,7 +19,7 @@ from conftest import read_jsonl, run_cli, write_jsonl
 from test_caching import SYSTEM, _price, _reads, _text, _writes
 from test_via_batches import FAST, SimFactory, by_id, start, wait_until
 
-from batchstream.batches.journal import journal_path
+from batchstream.batches.journal import Journal, journal_path
 
 QUESTIONS = 100
 
@@ -110,11 +110,8 @@ def test_the_messages_and_batches_caches_are_apart(
     assert again["cache_read_input_tokens"] > 0 and again["cache_creation_input_tokens"] == 0
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])
-def test_a_run_stopped_while_priming_resumes_without_priming_twice(
-    tmp_path: Path, simulator_factory: SimFactory, stop: signal.Signals
-) -> None:
-    sim = simulator_factory(batch_processing_s=1.0)
+def _stopped_while_priming(tmp_path: Path, sim: Any, stop: signal.Signals) -> tuple[Path, Path]:
+    """A run of 6 items of one group stopped once its priming batch was made: the input and results paths."""
     path = write_jsonl(tmp_path / "in.jsonl", _rows(6))
     results = tmp_path / "in.results.jsonl"
     proc = start(path, sim)
@@ -124,16 +121,56 @@ def test_a_run_stopped_while_priming_resumes_without_priming_twice(
     proc.communicate(timeout=30)
     assert [len(batch["custom_ids"]) for batch in sim.batches()] == [1]
     assert journal_path(results).exists()
+    return path, results
 
+
+def _resume_and_check(path: Path, results: Path, sim: Any) -> list[dict[str, Any]]:
+    """Resume; one priming batch in all, then one of the 6 items, each reading what it wrote. The warm-ups."""
     resumed = run_cli("run", path, *FAST, base_url=sim.base_url)
-
     assert resumed.returncode == 0, resumed.stderr
     priming, *rest = sim.batches()
     assert len(priming["custom_ids"]) == 1 and [len(batch["custom_ids"]) for batch in rest] == [6]
     items, warmups = _split(read_jsonl(results))
-    assert len(by_id(items)) == 6 and len(warmups) == 1 and warmups[0]["batch_id"] == priming["id"]
-    assert _reads(items) == 6 and _writes(items) == 0
+    assert len(by_id(items)) == 6 and _reads(items) == 6 and _writes(items) == 0
     assert not journal_path(results).exists()
+    return warmups
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])
+def test_a_run_stopped_while_priming_resumes_without_priming_twice(
+    tmp_path: Path, simulator_factory: SimFactory, stop: signal.Signals
+) -> None:
+    sim = simulator_factory(batch_processing_s=1.0)
+    path, results = _stopped_while_priming(tmp_path, sim, stop)
+    [warmup] = _resume_and_check(path, results, sim)
+    assert warmup["batch_id"] == sim.batches()[0]["id"]
+
+
+def test_a_warm_up_recorded_by_a_run_killed_before_journalling_it_is_not_recorded_again(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    """The window between writing the warm-up's line and journalling its batch done: the resume fetches
+    the batch's results again, and finds the line already there."""
+    sim = simulator_factory(batch_processing_s=1.0)
+    path, results = _stopped_while_priming(tmp_path, sim, signal.SIGKILL)
+    [warmup_id] = [item_id for intent in Journal(journal_path(results)).waiting for item_id in intent.ids]
+    usage = {
+        "input_tokens": 9,
+        "cache_creation_input_tokens": 6_000,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 0,
+    }
+    line = {
+        "id": warmup_id,
+        "status": "ok",
+        "kind": "warmup",
+        "usage": usage,
+        "cost_usd": 0.012,
+        "via": "batch",
+    }
+    write_jsonl(results, [line])
+    [warmup] = _resume_and_check(path, results, sim)
+    assert warmup == line
 
 
 def test_a_priming_batch_that_expires_lets_its_group_go_ahead(
