@@ -20,6 +20,7 @@ from test_caching import SYSTEM, _price, _reads, _text, _writes
 from test_via_batches import FAST, SimFactory, by_id, start, wait_until
 
 from batchstream.batches.journal import Journal, journal_path
+from batchstream.estimate import estimate
 
 QUESTIONS = 100
 
@@ -199,3 +200,15 @@ def test_a_budget_with_no_room_for_the_priming_batch_skips_it(
     assert done.returncode == 3, done.stderr
     assert "budget: no room for a cache priming batch now; its group runs without it" in done.stderr
     assert sim.batches() == []
+
+
+def test_estimate_via_batches_projects_1_hour_writes_at_the_batch_price(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", _rows(10))
+    streamed = estimate(path, simulate=True).as_json()["total"]
+    batched = estimate(path, simulate=True, batch=True).as_json()["total"]
+    assert batched["cache_groups"] == streamed["cache_groups"] == 1
+    assert batched["cost_usd_min"] == pytest.approx(streamed["cost_usd_min"] / 2)
+    # Half the streamed saving, less half the difference between a 1-hour write (2x input) and a 5-minute
+    # one (1.25x): the same prefix of ~6,800 tokens at $2 a million.
+    saved, saved_streamed = (t["cost_usd_min"] - t["cost_usd_min_cached"] for t in (batched, streamed))
+    assert 0 < saved_streamed / 2 - saved == pytest.approx(0.75 * 2 * 6_800e-6 / 2, rel=0.1)
