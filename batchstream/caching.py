@@ -174,6 +174,12 @@ class CachePlan:
     def __len__(self) -> int:
         return len(self.shared)
 
+    def with_ttl(self, ttl: str) -> CachePlan:
+        """This plan with every shared prefix at `ttl`: on the Batches path a group's reads may come hours
+        apart, whatever the pace of the run."""
+        shared = {key: entry._replace(ttl=ttl) for key, entry in self.shared.items()}
+        return CachePlan(shared, self.shortest)
+
     def apply(self, request: Request) -> tuple[Request, Group | None]:
         """`request` with breakpoints added at its shared prefixes, and its group; unchanged and None when
         it shares none (or has no breakpoint left to add)."""

@@ -24,6 +24,7 @@ import anthropic
 import orjson
 
 from .apifields import COUNT_TOKENS_FIELDS
+from .cacherules import TTL_1H
 from .caching import CachePlan, Group, plan_cache
 from .errors import FatalAPIError, UsageError
 from .inputs import Defaults, Request, deprecation_warnings, iter_requests
@@ -305,8 +306,10 @@ def estimate(
             if shard is None or shard.owns(request.id):
                 yield request
 
-    # As `run` would group them: one pass over the file first, prefixes only (caching.py).
-    projector = _Projector(pricer, mean_outputs, plan_cache(requests()), batch=batch)
+    # As `run` would group them: one pass over the file first, prefixes only (caching.py); on the Batches
+    # path every group written for an hour (batches/priming.py).
+    cache = plan_cache(requests())
+    projector = _Projector(pricer, mean_outputs, cache.with_ttl(TTL_1H) if batch else cache, batch=batch)
 
     key = api_key or (SIMULATOR_KEY if simulate else None)
     counter: _TokenCounter | None = None

@@ -32,9 +32,11 @@ from ..pricing import Pricer
 from ..progress import Progress
 from ..record import ResultRecord, error_record, message_record
 from ..transport.failures import Failure, classify
+from ..warmup import WARMUP_KIND, is_warmup_id
 from .chunks import chunks, custom_id
 from .client import BatchClient, candidate_for
 from .journal import Intent, Journal
+from .priming import Priming
 
 TRANSIENT_ERRORS = frozenset({"overloaded_error", "api_error"})
 _EXPIRED = "the request expired before its batch processed it"
@@ -82,6 +84,7 @@ class BatchEngine:
         record: Callable[[Request, ResultRecord], object],
         sync: Callable[[], None],
         log: Callable[[str], None],
+        priming: Priming | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -90,6 +93,9 @@ class BatchEngine:
         self.budget = budget
         self.progress = progress
         self._record = record
+        self.priming = priming
+        if priming is not None:  # breakpoints added before chunking: the batches carry them
+            requests = map(priming.apply, requests)
         self._sync = sync
         self._log = log
         # Items still to record, by id, in input order.
@@ -131,6 +137,8 @@ class BatchEngine:
         stale: list[Request] = []
         for item_id, request_hash in intent.items:
             request = self.todo.get(item_id)
+            if request is None and self.priming is not None and is_warmup_id(item_id):
+                request = self.priming.attached(item_id)
             if request is not None:
                 if request.request_hash == request_hash:
                     items[custom_id(item_id)] = request
@@ -165,12 +173,27 @@ class BatchEngine:
     # -- submitting -------------------------------------------------------------------------------------
 
     async def _submit(self) -> None:
+        if self.priming is not None:
+            await self._prime(self.priming)
         ready = self._within_budget()
         options = self.config.batches
         for chunk in list(chunks(ready, options.size, options.max_bytes, self._too_large)):
             for request in chunk.requests:
                 del self._unsent[request.id]
             await self._create(chunk.requests, chunk.betas)
+
+    async def _prime(self, priming: Priming) -> None:
+        """A single-request batch for each group with items to submit and no priming yet; within
+        --max-cost as the streamed warm-up is, and skipped (the group going ahead) where it does not fit."""
+        for warmup in list(priming.due(self._unsent.values())):
+            if self.budget is not None:
+                worst = self.budget.worst_case(warmup, batch=True)
+                if not self.budget.try_reserve(worst):
+                    self._log("budget: no room for a cache priming batch now; its group runs without it")
+                    priming.ended(warmup)
+                    continue
+                self.reserved[warmup.id] = worst
+            await self._create([warmup], warmup.betas)
 
     async def _create(self, requests: list[Request], betas: tuple[str, ...]) -> None:
         """One batch of `requests`, journalled before the call; a call with no answer (or a 429 or 5xx)
@@ -203,10 +226,13 @@ class BatchEngine:
     def _within_budget(self) -> list[Request]:
         """The unsent items in order, as far as their worst case at the batch price fits the budget."""
         budget = self.budget
+        unsent = self._unsent.values()
+        if self.priming is not None:
+            unsent = [request for request in unsent if not self.priming.holds(request)]
         if budget is None:
-            return list(self._unsent.values())
+            return list(unsent)
         ready: list[Request] = []
-        for request in self._unsent.values():
+        for request in unsent:
             if request.id in self.reserved:
                 ready.append(request)
                 continue
@@ -290,7 +316,9 @@ class BatchEngine:
         for cid, request in waiting.items.items():
             result = lines.get(cid)
             kind = "canceled" if result is None else result.type
-            if kind == "succeeded":
+            if self.priming is not None and is_warmup_id(request.id):
+                self._primed(self.priming, request, result, waiting.batch_id)
+            elif kind == "succeeded":
                 self._ok(
                     request, result.message.model_dump(mode="json", exclude_unset=True), waiting.batch_id
                 )
@@ -322,20 +350,39 @@ class BatchEngine:
 
     # -- recording --------------------------------------------------------------------------------------
 
-    def _ok(self, request: Request, message: dict[str, Any], batch_id: str) -> None:
+    def _ok(self, request: Request, message: dict[str, Any], batch_id: str, *, warmup: bool = False) -> None:
         record = message_record(
             request,
             message,
             self.attempts[request.id],
             self._retries(request),
             self.pricer,
-            content=self.config.output.content,
+            content=self.config.output.content and not warmup,
             latency_s=None,
             ttft_s=None,
             request_id=None,
             batch=True,
         )
+        if warmup:
+            record["kind"] = WARMUP_KIND  # a line of its own: counted in the summary, never an item
         self._write(request, _via_batch(record, batch_id))
+
+    def _primed(self, priming: Priming, warmup: Request, result: Any, batch_id: str) -> None:
+        """A priming batch ended: its warm-up recorded as a line of its own if it succeeded, and its group
+        let go either way."""
+        priming.ended(warmup)
+        if result is not None and result.type == "succeeded":
+            if priming.recorded(warmup):
+                self._release(warmup)
+            else:
+                message = result.message.model_dump(mode="json", exclude_unset=True)
+                self._ok(warmup, message, batch_id, warmup=True)
+            return
+        self._release(warmup)
+        outcome = "canceled" if result is None else result.type
+        if outcome == "errored":
+            outcome = f"errored ({result.error.error.type}: {result.error.error.message})"
+        self._log(f"batch {batch_id}: cache priming ended {outcome}; its group goes ahead without it")
 
     def _error(self, request: Request, error_type: str, message: str, batch_id: str) -> None:
         failure = Failure("batch", False, False, None, error_type, message)
@@ -353,8 +400,13 @@ class BatchEngine:
             self.budget.settle(worst, record["cost_usd"])
 
     def _again(self, request: Request) -> None:
-        """Into a later batch (its budget reservation still held for it)."""
-        self._unsent[request.id] = request
+        """Into a later batch (its budget reservation still held for it); a warm-up, into a priming batch
+        of its own again."""
+        if self.priming is not None and is_warmup_id(request.id):
+            self._release(request)
+            self.priming.again(request)
+        else:
+            self._unsent[request.id] = request
 
     def _release(self, request: Request) -> None:
         worst = self.reserved.pop(request.id, None)

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from ..inputs import Request
 from ..plan import Plan, requests
+from ..results import load_checkpoint
 from .client import BatchClient
 from .engine import BatchEngine
 from .journal import Journal, journal_path
+from .priming import Priming
 
 if TYPE_CHECKING:
     from ..runner import _Run
@@ -36,6 +38,9 @@ async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
     run.secret = client.api_key
     journal = Journal(path)
     writer = run.writer
+    priming = None
+    if run.cache_plan:
+        priming = Priming(run.cache_plan, journal, lambda item_id: _recorded(run, item_id))
     engine = BatchEngine(
         config,
         itertools.chain(plan.first, requests(config, plan.todo) if plan.todo else ()),
@@ -47,6 +52,7 @@ async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
         record=run.record,
         sync=writer.sync,
         log=run.host.log,
+        priming=priming,
     )
     try:
         outcome = await run.watched(engine.run())
@@ -61,3 +67,8 @@ async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
     elif not engine.todo and not outcome.to_stream:
         journal.remove()
     return outcome.to_stream
+
+
+def _recorded(run: _Run, item_id: str) -> bool:
+    """Whether the results file holds `item_id`: read only for a warm-up a crashed run left waiting."""
+    return load_checkpoint(run.output).get(item_id) is not None

@@ -5,12 +5,18 @@ SDK's `types/messages/message_batch*.py`): a batch is `in_progress` until `batch
 creation (then `ended`), `canceling` after a cancel until the next look at it, counts stay in
 `processing` until the batch ends, and each request's result is the non-streaming reply the Messages
 endpoint would give the same body, unless a knob makes it `errored` (transient: overloaded_error or
-api_error) or `expired`. Every batch stays in `created`, the simulator's record a test checks for
-items submitted twice.
+api_error) or `expired`. Every batch stays in `created`, the simulator's record a test checks for items
+submitted twice.
+
+The Batches API's prompt cache is its own (`cache`), apart from the Messages endpoint's: a warm-up
+through one does not help the other. Its rules are the same (breakpoints, TTLs, minimum lengths); a
+batch's requests run side by side, so each reads the cache as its batch found it, and what they write is
+read by later batches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -21,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from .cache import Lookup, PromptCache
 from .config import SimulatorConfig
 from .directives import DirectiveError, parse_directives
 from .replies import build_reply, request_key
@@ -99,6 +106,7 @@ class BatchStore:
         # How often each request body was submitted in a batch: a resubmission draws its outcome anew.
         self._submissions: dict[str, int] = {}
         self._drops_left = config.batch_create_drop_first
+        self.cache = PromptCache(clock)
 
     # -- the API ----------------------------------------------------------------------------------------
 
@@ -236,30 +244,40 @@ class BatchStore:
             batch.results = [_line(custom_id, {"type": "canceled"}) for custom_id, _ in batch.requests]
             batch.ended = now
         elif now >= batch.ends:
-            batch.results = [self._process(custom_id, params, batch) for custom_id, params in batch.requests]
+            processed = [self._process(custom_id, params, batch) for custom_id, params in batch.requests]
+            batch.results = [line for line, _ in processed]
+            for _, found in processed:
+                if found is not None:
+                    self.cache.store(found)
             batch.ended = now
 
-    def _process(self, custom_id: str, params: dict[str, Any], batch: Batch) -> dict[str, Any]:
+    def _process(
+        self, custom_id: str, params: dict[str, Any], batch: Batch
+    ) -> tuple[dict[str, Any], Lookup | None]:
+        """A request's result line, and what it writes to the cache once its batch has run."""
         key = request_key(params)
         nth = self._submissions[key] = self._submissions.get(key, 0) + 1
         draw = random.Random(f"{self.config.seed}:{key}:{nth}").random()
         config = self.config
         if draw < config.p_batch_expired:
-            return _line(custom_id, {"type": "expired"})
+            return _line(custom_id, {"type": "expired"}), None
         if draw < config.p_batch_expired + config.p_batch_errored:
             kind = _TRANSIENT[nth % 2]
             status = 529 if kind == "overloaded_error" else 500
-            return _errored(custom_id, kind, DEFAULT_ERROR_MESSAGES[status])
+            return _errored(custom_id, kind, DEFAULT_ERROR_MESSAGES[status]), None
         problem = validate_messages_body(params, batch.api_version)
         if problem:
-            return _errored(custom_id, "invalid_request_error", problem)
+            return _errored(custom_id, "invalid_request_error", problem), None
         try:
             directives = parse_directives(params)
         except DirectiveError as exc:
-            return _errored(custom_id, "invalid_request_error", str(exc))
+            return _errored(custom_id, "invalid_request_error", str(exc)), None
         if directives.status is not None:
             status = directives.status
-            return _errored(custom_id, ERROR_TYPES[status], DEFAULT_ERROR_MESSAGES[status])
+            return _errored(custom_id, ERROR_TYPES[status], DEFAULT_ERROR_MESSAGES[status]), None
+        found = self.cache.lookup(params)
+        if found.read > directives.cache_read:
+            directives = dataclasses.replace(directives, cache_read=found.read)
         reply = build_reply(params, key, config.reply_tokens, directives)
         usage = {**reply.usage, "service_tier": "batch"}
         message = message_object(
@@ -271,7 +289,7 @@ class BatchStore:
             usage,
             reply.stop_details,
         )
-        return _line(custom_id, {"type": "succeeded", "message": message})
+        return _line(custom_id, {"type": "succeeded", "message": message}), found
 
 
 def _outcome(result: dict[str, Any]) -> str:

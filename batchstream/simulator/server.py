@@ -118,6 +118,7 @@ class Simulator:
         self.limits.reset()
         self._outage_until = None
         self.cache.reset()
+        self.batches.cache.reset()
 
     def close(self) -> None:
         self.log.close()
