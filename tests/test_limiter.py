@@ -3,11 +3,11 @@ calibration, and AIMD."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import itertools
 import time
 
-import anyio
 import pytest
 from conftest import Clock
 
@@ -61,7 +61,7 @@ def test_a_reply_s_remaining_is_taken_as_of_when_its_request_was_sent() -> None:
     async def send_three() -> list[Ticket]:
         return [await controller.acquire(0, 0) for _ in range(3)]
 
-    first, _, third = anyio.run(send_three)
+    first, _, third = asyncio.run(send_three())
     assert (first.requests, third.requests) == (1, 3)
     clock.now += 1.5
     headers = {"anthropic-ratelimit-requests-limit": "120", "anthropic-ratelimit-requests-remaining": "10"}
@@ -119,11 +119,11 @@ def test_the_end_of_an_outage_opens_the_window_to_the_ceiling_at_once() -> None:
     assert controller.window == 16
 
     async def launch_all() -> None:
-        with anyio.fail_after(1):  # no pause left, and a full window: sixteen launches at once
+        async with asyncio.timeout(1):  # no pause left, and a full window: sixteen launches at once
             for _ in range(16):
                 await controller.acquire(1, 1)
 
-    anyio.run(launch_all)
+    asyncio.run(launch_all())
     assert controller.in_flight == 16
 
 
@@ -135,18 +135,18 @@ def test_acquire_respects_the_window() -> None:
         async def item(n: int) -> None:
             ticket = await controller.acquire(0, 0)
             started.append(n)
-            await anyio.sleep(0.05)
+            await asyncio.sleep(0.05)
             controller.release(ticket)
 
-        async with anyio.create_task_group() as tg:
+        async with asyncio.TaskGroup() as tg:
             for n in range(4):
-                tg.start_soon(item, n)
-            await anyio.sleep(0.02)
+                tg.create_task(item(n))
+            await asyncio.sleep(0.02)
             assert controller.in_flight == 2
             assert len(started) == 2
         return started
 
-    assert sorted(anyio.run(main)) == [0, 1, 2, 3]
+    assert sorted(asyncio.run(main())) == [0, 1, 2, 3]
 
 
 def test_a_caller_arriving_as_a_slot_frees_up_goes_after_those_already_waiting() -> None:
@@ -160,21 +160,21 @@ def test_a_caller_arriving_as_a_slot_frees_up_goes_after_those_already_waiting()
         async def waiting() -> None:
             ticket = await controller.acquire(0, 0)
             order.append(f"waiting{ticket.requests}")
-            await anyio.sleep(0.01)
+            await asyncio.sleep(0.01)
             controller.release(ticket)
 
         first = await controller.acquire(0, 0)
-        with anyio.fail_after(2):  # a barging caller would hold the only slot while the waiter waits on
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(waiting)
-                await anyio.sleep(0.01)
+        async with asyncio.timeout(2):  # a barging caller would hold the only slot while the waiter waits on
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(waiting())
+                await asyncio.sleep(0.01)
                 assert order == []
                 controller.release(first)
                 ticket = await controller.acquire(0, 0)  # no turn given up between the release and this
                 order.append(f"late{ticket.requests}")
         return order
 
-    assert anyio.run(main) == ["waiting2", "late3"]
+    assert asyncio.run(main()) == ["waiting2", "late3"]
 
 
 def itpm_headers(limit: int, remaining: int) -> dict[str, str]:
