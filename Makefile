@@ -43,8 +43,11 @@ demo: install
 	@echo '== first result line of sample_inputs/prompts.results.jsonl:'
 	@head -n 1 sample_inputs/prompts.results.jsonl
 
+# The tests spread over the machine's cores (at most 4): most of their time is waiting on a simulator or a child.
+PYTEST_PARALLEL := -n auto --maxprocesses=4
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 # The suite on the newest versions pyproject.toml allows, in a separate, freshly built venv: drift, seen early.
 test-latest:
@@ -53,7 +56,7 @@ test-latest:
 	$(LATEST_BIN)/python -m pip install --quiet --upgrade pip
 	$(LATEST_BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
 	@$(LATEST_BIN)/python .ci/lock_drift.py $(LOCK)
-	$(LATEST_BIN)/python -m pytest -q
+	$(LATEST_BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 # Checks against third-party software that CI does not install (tests/conformance, marked `conformance`,
 # left out of `make test`): a real HTTP proxy, installed here from Debian where missing (needs root).
