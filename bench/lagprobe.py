@@ -30,7 +30,7 @@ import batchstream.runner
 from batchstream import Limits, Output, RunConfig, run_batch
 from batchstream.console import ConsoleHost
 from batchstream.eventloop import new_event_loop
-from batchstream.progress import Progress
+from batchstream.progress import Progress, make_progress
 
 INTERVAL_S = 0.010
 
@@ -70,20 +70,21 @@ def _timed(method: Callable[..., Any]) -> Callable[..., Any]:
     return timed
 
 
-def _show_bar_on_a_pty() -> None:
-    """The display draws on a pseudo-terminal (drained by a thread), and its every call is timed."""
-    parent, child = os.openpty()
-    terminal = os.fdopen(child, "w")
-    threading.Thread(target=lambda: _drain(parent), daemon=True).start()
-    make_progress = batchstream.runner.make_progress
+class _BarOnAPty(ConsoleHost):
+    """The command line's host, with its progress bar drawn on a pseudo-terminal (drained by a thread) and
+    every call to it timed."""
 
-    def timed_progress(*args: Any, **kwargs: Any) -> Progress:
-        progress = _timed(make_progress)(*args, **{**kwargs, "stream": terminal})
+    def __init__(self) -> None:
+        super().__init__(quiet=False, progress_interval=10.0)
+        parent, child = os.openpty()
+        self._terminal = os.fdopen(child, "w")
+        threading.Thread(target=lambda: _drain(parent), daemon=True).start()
+
+    def progress(self, total: int, done_before: int) -> Progress:
+        progress = _timed(make_progress)(total, done_before, quiet=False, stream=self._terminal)
         for name in ("item_done", "tick", "close"):
             setattr(progress, name, _timed(getattr(progress, name)))
         return progress
-
-    batchstream.runner.make_progress = timed_progress  # type: ignore[assignment]
 
 
 def _drain(fd: int) -> None:
@@ -104,12 +105,10 @@ def main() -> None:
     parser.add_argument("-c", "--concurrency", type=int, default=16)
     parser.add_argument("--display", choices=("none", "bar"), default="none")
     args = parser.parse_args()
-    if args.display == "bar":
-        _show_bar_on_a_pty()
     batchstream.runner.new_event_loop = _probing_loop  # type: ignore[assignment]
     started = time.perf_counter()
     cpu_started = time.process_time()
-    host = ConsoleHost(quiet=args.display == "none", progress_interval=10.0)
+    host = _BarOnAPty() if args.display == "bar" else ConsoleHost(quiet=True, progress_interval=10.0)
     report = run_batch(
         RunConfig(
             input=args.input,
