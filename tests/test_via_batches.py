@@ -383,3 +383,33 @@ def test_a_create_answer_lost_on_the_way_is_settled_from_the_list_not_sent_again
     for item, prompt in prompts.items():
         assert_reply(rows[item], prompt)
     assert len(sim.batches()) == 2 and set(submissions(sim).values()) == {1}
+
+
+def test_shards_through_batches_merge_and_summarize_like_streamed_ones(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    """`--shard`, `merge` and `summary` are the streaming path's, unchanged: two shards through batches, then
+    one file in input order whose summary counts every item once at the batch price."""
+    sim = simulator_factory(batch_processing_s=0.05)
+    prompts = {f"item-{n:02d}": f"prompt {n}" for n in range(12)}
+    path = inputs(tmp_path, prompts)
+    shards = [tmp_path / f"shard-{k}.jsonl" for k in (1, 2)]
+    for k, shard in enumerate(shards, start=1):
+        done = run(path, sim, "--shard", f"{k}/2", "-o", str(shard))
+        assert done.returncode == 0, done.stderr
+    assert sum(len(read_jsonl(shard)) for shard in shards) == len(prompts)
+    assert all(read_jsonl(shard) for shard in shards)  # each shard owns some items
+
+    merged = run_cli("merge", *shards, "-o", tmp_path / "all.jsonl", "--input", path)
+    assert merged.returncode == 0, merged.stderr
+    rows = read_jsonl(tmp_path / "all.jsonl")
+    assert [row["id"] for row in rows] == list(prompts)
+    for row in rows:
+        assert_reply(row, prompts[row["id"]])
+    assert set(submissions(sim).values()) == {1}
+    summarized = run_cli("summary", tmp_path / "all.jsonl", "-o", tmp_path / "again.summary.jsonl")
+    assert summarized.returncode == 0, summarized.stderr
+    total = read_jsonl(tmp_path / "again.summary.jsonl")[-1]
+    assert total == read_jsonl(tmp_path / "all.summary.jsonl")[-1]
+    assert (total["kind"], total["items"], total["ok"]) == ("total", 12, 12)
+    assert total["cost_usd"] == pytest.approx(sum(row["cost_usd"] for row in rows))
