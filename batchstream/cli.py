@@ -38,7 +38,8 @@ Exit codes:
   3    stopped by --max-cost; run again with a higher budget to continue
   4    the API stayed unavailable longer than --max-outage; run the same command to resume
   70   stopped by an internal error (a bug; please report it); results kept, resumable
-  130  interrupted (Ctrl-C / SIGTERM); run the same command to resume"""
+  130  interrupted (Ctrl-C / SIGTERM, or batches canceled by `batchstream cancel`);
+       run the same command to resume"""
 
 
 class _Group(click.Group):

@@ -960,7 +960,8 @@ COMMANDS = {
         "batchstream run prompts.jsonl --simulate",
         "batchstream run prompts.jsonl --retry-errors      # resume, and redo failed items",
         "0    every item ok",
-        "130  interrupted (Ctrl-C / SIGTERM); run the same command to resume",
+        "130  interrupted (Ctrl-C / SIGTERM, or batches canceled by `batchstream cancel`);",
+        "run the same command to resume",
     ],
     "validate": [
         "batchstream validate prompts.jsonl",

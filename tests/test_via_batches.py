@@ -169,7 +169,7 @@ def test_cancel_cancels_the_waited_batches_and_a_resume_submits_their_items_anew
     assert canceled.returncode == 0, canceled.stderr
     assert canceled.stdout == f"{sim.batches()[0]['id']}: canceling\n"
     first = run(path, sim)  # records nothing of the canceled batch, says so, and leaves the items to do
-    assert first.returncode == 0 and "4 item(s) canceled and not recorded" in first.stderr
+    assert first.returncode == 130 and "4 item(s) canceled and not recorded" in first.stderr
     assert not (tmp_path / "in.results.jsonl").read_bytes()
     sim.config.batch_processing_s = 0.02
     second = run(path, sim)

@@ -68,6 +68,7 @@ class _Waiting:
 class Outcome:
     to_stream: list[Request] = field(default_factory=list)  # canceled by --batch-deadline
     budget_stop: str | None = None  # why no more items were submitted
+    canceled: int = 0  # items of batches canceled from outside this run: not recorded, left to do
 
 
 class BatchEngine:
@@ -343,6 +344,7 @@ class BatchEngine:
         self._sync()
         self.journal.finished(waiting.intent, transient)
         if canceled:
+            self.outcome.canceled += canceled
             self._log(
                 f"batch {waiting.batch_id}: {canceled} item(s) canceled and not recorded; run the same "
                 "command again to submit them anew"

@@ -64,6 +64,8 @@ async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
     if outcome.budget_stop is not None:
         run.stopped = StopReason.BUDGET
         run.host.log(outcome.budget_stop)
+    elif outcome.canceled:  # not finished, as after Ctrl-C: a run that exits 0 has done every item
+        run.stopped = StopReason.INTERRUPTED
     elif not engine.todo and not outcome.to_stream:
         journal.remove()
     return outcome.to_stream
