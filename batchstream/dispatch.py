@@ -176,7 +176,11 @@ class _Dispatcher:
                 self.run.stop(fatal_error(outcome.failure, self.run.output))
                 return
             if isinstance(outcome, Unavailable):
-                self.run.stop(outage_error(self.breaker, self.run.output), StopReason.OUTAGE)
+                breaker = self.breaker
+                error = outage_error(
+                    breaker.since, breaker.max_outage_s, breaker.describe_failure(), self.run.output
+                )
+                self.run.stop(error, StopReason.OUTAGE)
                 return
             if isinstance(outcome, Ok):
                 try:

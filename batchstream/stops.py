@@ -7,7 +7,6 @@ from enum import StrEnum
 from pathlib import Path
 
 from .errors import FatalAPIError, OutageError
-from .outage import Breaker
 from .transport.failures import Failure
 
 
@@ -48,10 +47,10 @@ def systematic_error(failure: Failure, count: int, output: Path) -> FatalAPIErro
     )
 
 
-def outage_error(breaker: Breaker, output: Path) -> OutageError:
-    """The API stayed unavailable past --max-outage (see outage.py)."""
+def outage_error(since: str, max_outage_s: float, last_error: str, output: Path) -> OutageError:
+    """The API stayed unavailable past --max-outage (see outage.py, and batches/engine.py's Unavailable)."""
     return OutageError(
-        f"the API has been unavailable since {breaker.since}, longer than --max-outage "
-        f"{breaker.max_outage_s:g} s (last error: {breaker.describe_failure()}). Unfinished items are not "
-        f"recorded; results already written to {output} are kept."
+        f"the API has been unavailable since {since}, longer than --max-outage {max_outage_s:g} s (last "
+        f"error: {last_error}). Unfinished items are not recorded; results already written to {output} "
+        "are kept."
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -413,3 +414,29 @@ def test_shards_through_batches_merge_and_summarize_like_streamed_ones(
     assert total == read_jsonl(tmp_path / "all.summary.jsonl")[-1]
     assert (total["kind"], total["items"], total["ok"]) == ("total", 12, 12)
     assert total["cost_usd"] == pytest.approx(sum(row["cost_usd"] for row in rows))
+
+
+def test_an_unreachable_batches_api_ends_with_exit_4_and_a_resume_submits_each_item_once(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    """An outage on the Batches path is waited out up to --max-outage, as on the streaming path: exit 4, no
+    item recorded, and the create call that got no answer settled from the list on resume."""
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    prompts = {f"i{n}": f"prompt {n}" for n in range(3)}
+    path = inputs(tmp_path, prompts)
+    down = run_cli("run", path, *FAST, "--max-outage", "1", base_url=f"http://127.0.0.1:{port}")
+    assert down.returncode == 4, down.stderr
+    assert "Traceback" not in down.stderr
+    assert "error: the API has been unavailable since " in down.stderr
+    assert "longer than --max-outage 1 s (last error: connection_error: " in down.stderr
+    assert read_jsonl(tmp_path / "in.results.jsonl") == []
+
+    sim = simulator_factory(batch_processing_s=0.05)
+    resumed = run(path, sim)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
+    for item, prompt in prompts.items():
+        assert_reply(rows[item], prompt)
+    assert len(sim.batches()) == 1 and set(submissions(sim).values()) == {1}

@@ -17,8 +17,9 @@ from ..transport.client import sdk_client
 from .chunks import batch_entry
 from .journal import Intent
 
-# Reads and cancels: retried by the SDK with its backoff, as they are safe to repeat.
-_READ_RETRIES = 4
+# Reads and cancels: retried by the SDK with its backoff, as they are safe to repeat. An outage longer than
+# its few tries is the engine's to wait out (up to --max-outage), so the SDK's default number is enough.
+_READ_RETRIES = 2
 # How far back the list is read for a batch an interrupted create may have made: the list is newest first,
 # so reading stops at the first batch older than the intent (less this much, for clock skew).
 CLOCK_SKEW_S = 300.0

@@ -20,9 +20,9 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..budget import Budget
 from ..config import RunConfig
@@ -71,6 +71,46 @@ class Outcome:
     canceled: int = 0  # items of batches canceled from outside this run: not recorded, left to do
 
 
+_T = TypeVar("_T")
+# Waits between tries of a Batches API call while it fails as an outage would: doubling, up to this.
+_OUTAGE_WAIT_S = (1.0, 30.0)
+
+
+class Unavailable(Exception):
+    """The Batches API failed as an outage would, with no call succeeding, for longer than --max-outage."""
+
+    def __init__(self, since: float, max_outage_s: float, failure: Failure) -> None:
+        super().__init__(failure.describe())
+        self.since = time.strftime("%H:%M:%S", time.localtime(since))
+        self.max_outage_s = max_outage_s
+        self.failure = failure
+
+
+class _OutageClock:
+    """Since when the Batches API calls have failed as an outage would (the network, 5xx, 529), with none
+    succeeding: the run waits that out, as the streaming path's breaker does, up to --max-outage."""
+
+    def __init__(self, max_outage_s: float) -> None:
+        self.max_outage_s = max_outage_s
+        self._since: float | None = None
+        self._wait = _OUTAGE_WAIT_S[0]
+
+    def succeeded(self) -> None:
+        self._since = None
+        self._wait = _OUTAGE_WAIT_S[0]
+
+    def failed(self, failure: Failure) -> float:
+        """How long to wait before trying again; raises Unavailable once the outage outlasts --max-outage."""
+        now = time.time()
+        if self._since is None:
+            self._since = now
+        if now - self._since >= self.max_outage_s:
+            raise Unavailable(self._since, self.max_outage_s, failure)
+        wait = max(self._wait, failure.retry_after or 0.0)
+        self._wait = min(self._wait * 2, _OUTAGE_WAIT_S[1])
+        return min(wait, self._since + self.max_outage_s - now)
+
+
 class BatchEngine:
     def __init__(
         self,
@@ -108,6 +148,7 @@ class BatchEngine:
         self.outcome = Outcome()
         self._unsent: dict[str, Request] = dict(self.todo)  # to do and in no batch
         self._rng = random.Random(config.seed)  # the jitter of waits before a create is tried again
+        self._outage = _OutageClock(config.retry.max_outage)
         self._last_status = ""
 
     # -- the run ----------------------------------------------------------------------------------------
@@ -159,7 +200,8 @@ class BatchEngine:
     async def _reconcile(self, intents: list[Intent]) -> None:
         """Settle create calls that got no answer: a batch created since with as many requests is taken as
         theirs (and verified by its custom_ids once it ends); with none, no batch was made."""
-        batches = await self.client.created_since(min(intent.at for intent in intents))
+        since = min(intent.at for intent in intents)
+        batches = await self._through_outages(lambda: self.client.created_since(since))
         taken = self.journal.known_batch_ids()
         for intent in intents:
             batch = candidate_for(intent, batches, taken)
@@ -215,10 +257,14 @@ class BatchEngine:
                 if not intent.void:
                     return  # it was made after all, and is now waited for
                 self.attempts.subtract(request.id for request in requests)
+                if failure.outage:  # not this batch's fault: waited out up to --max-outage, not counted
+                    await asyncio.sleep(self._outage.failed(failure))
+                    continue
                 if attempt < policy.max_attempts:
                     await asyncio.sleep(policy.delay(attempt, failure.retry_after, self._rng))
                     continue
                 raise _api_error(failure) from None
+            self._outage.succeeded()
             self.journal.created(intent, batch.id)
             self._attach(intent, adopted=False)
             self.waiting[intent.token].created_at = batch.created_at.timestamp()
@@ -274,8 +320,11 @@ class BatchEngine:
                 failure = classify(exc, secret=self.client.api_key)
                 if failure.fatal:
                     raise _api_error(failure) from None
+                if failure.outage:
+                    self._outage.failed(failure)  # past --max-outage, the run stops
                 self._log(f"batch {waiting.batch_id}: {failure.type}: {failure.message}; trying again later")
                 continue
+            self._outage.succeeded()
             waiting.created_at = batch.created_at.timestamp()
             waiting.counts = batch.request_counts.model_dump()
             if lines is not None:
@@ -288,6 +337,24 @@ class BatchEngine:
                 self._log(f"batch {waiting.batch_id}: not ended within --batch-deadline; canceling it")
                 await self.client.cancel(waiting.batch_id)
                 waiting.deadline_canceled = True
+
+    async def _through_outages(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """`call()`, tried again while it fails as an outage would, up to --max-outage: a call that must
+        succeed before anything else may be sent (the list that settles a create call with no answer)."""
+        while True:
+            try:
+                result = await call()
+            except Exception as exc:
+                failure = classify(exc, secret=self.client.api_key)
+                if failure.status is None and not failure.fatal and not failure.outage:
+                    raise  # not an answer of the API's nor the network's: a bug, shown as one
+                if not failure.outage:
+                    raise _api_error(failure) from None
+                self._log(f"the Message Batches API is unavailable ({failure.describe()}); trying again")
+                await asyncio.sleep(self._outage.failed(failure))
+                continue
+            self._outage.succeeded()
+            return result
 
     async def _results(self, batch_id: str) -> dict[str, Any]:
         """An ended batch's results by custom_id, all of them before any is recorded."""

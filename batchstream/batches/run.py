@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from ..inputs import Request
 from ..plan import Plan, requests
 from ..results import load_checkpoint
+from ..stops import StopReason, outage_error
 from .client import BatchClient
-from .engine import BatchEngine
+from .engine import BatchEngine, Unavailable
 from .journal import Journal, journal_path
 from .priming import Priming
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
     """Submit, wait for and record the items `plan` leaves to do; the items a --batch-deadline handed back
     to be streamed."""
-    from ..runner import StopReason
-
     config = run.config
     assert run.writer is not None
     run.pricer.prepare(plan.models)
@@ -56,6 +55,10 @@ async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
     )
     try:
         outcome = await run.watched(engine.run())
+    except Unavailable as outage:  # what was recorded stays; the batches waited for stay journalled
+        error = outage_error(outage.since, outage.max_outage_s, outage.failure.describe(), run.output)
+        run.stop(error, StopReason.OUTAGE)
+        return []
     finally:
         journal.close()
         await asyncio.shield(client.aclose())
