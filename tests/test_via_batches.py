@@ -63,6 +63,16 @@ def assert_reply(row: dict[str, Any], prompt: str) -> None:
     assert stream_cost is not None and row["cost_usd"] == stream_cost / 2
 
 
+def assert_each_answered_once(
+    tmp_path: Path, prompts: dict[str, str], sim: SimulatorThread, batches: int
+) -> None:
+    """Every item recorded once with its reply, from `batches` batches that held each request once."""
+    rows = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
+    for item, prompt in prompts.items():
+        assert_reply(rows[item], prompt)
+    assert len(sim.batches()) == batches and set(submissions(sim).values()) == {1}
+
+
 def test_items_are_answered_through_batches_at_half_the_price(
     tmp_path: Path, simulator_factory: SimFactory
 ) -> None:
@@ -153,10 +163,7 @@ def test_ctrl_c_exits_130_leaving_the_batches_running_and_the_resume_reattaches(
     assert all(batch["id"] in shown.stdout for batch in sim.batches())
     resumed = run(path, sim)
     assert resumed.returncode == 0, resumed.stderr
-    rows = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
-    for item, prompt in prompts.items():
-        assert_reply(rows[item], prompt)
-    assert len(sim.batches()) == 2 and set(submissions(sim).values()) == {1}
+    assert_each_answered_once(tmp_path, prompts, sim, 2)
 
 
 def test_cancel_cancels_the_waited_batches_and_a_resume_submits_their_items_anew(
@@ -380,10 +387,7 @@ def test_a_create_answer_lost_on_the_way_is_settled_from_the_list_not_sent_again
     done = run(inputs(tmp_path, prompts), sim, "--batch-size", "3")
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("checking the list") == 2 and done.stderr.count(": adopted") == 2
-    rows = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
-    for item, prompt in prompts.items():
-        assert_reply(rows[item], prompt)
-    assert len(sim.batches()) == 2 and set(submissions(sim).values()) == {1}
+    assert_each_answered_once(tmp_path, prompts, sim, 2)
 
 
 def test_shards_through_batches_merge_and_summarize_like_streamed_ones(
@@ -436,7 +440,4 @@ def test_an_unreachable_batches_api_ends_with_exit_4_and_a_resume_submits_each_i
     sim = simulator_factory(batch_processing_s=0.05)
     resumed = run(path, sim)
     assert resumed.returncode == 0, resumed.stderr
-    rows = by_id(read_jsonl(tmp_path / "in.results.jsonl"))
-    for item, prompt in prompts.items():
-        assert_reply(rows[item], prompt)
-    assert len(sim.batches()) == 1 and set(submissions(sim).values()) == {1}
+    assert_each_answered_once(tmp_path, prompts, sim, 1)
