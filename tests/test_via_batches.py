@@ -390,6 +390,19 @@ def test_a_create_answer_lost_on_the_way_is_settled_from_the_list_not_sent_again
     assert_each_answered_once(tmp_path, prompts, sim, 2)
 
 
+def test_an_overloaded_create_is_tried_again_without_spending_max_attempts(
+    tmp_path: Path, simulator_factory: SimFactory
+) -> None:
+    """A 529 on create is an outage's failure, waited out up to --max-outage: even with --max-attempts 1
+    the batch is created on the next try, and no item is left behind unsent."""
+    sim = simulator_factory(batch_processing_s=0.02, batch_create_fail_first=1)
+    prompts = {f"i{n}": f"prompt {n}" for n in range(3)}
+    done = run(inputs(tmp_path, prompts), sim, "--max-attempts", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("creating a batch failed (overloaded_error: Overloaded); checking the list") == 1
+    assert_each_answered_once(tmp_path, prompts, sim, 1)
+
+
 def test_shards_through_batches_merge_and_summarize_like_streamed_ones(
     tmp_path: Path, simulator_factory: SimFactory
 ) -> None:

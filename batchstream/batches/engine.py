@@ -240,9 +240,11 @@ class BatchEngine:
 
     async def _create(self, requests: list[Request], betas: tuple[str, ...]) -> None:
         """One batch of `requests`, journalled before the call; a call with no answer (or a 429 or 5xx)
-        is settled from the list, then tried again, within --max-attempts."""
+        is settled from the list, then tried again: within --max-attempts, or up to --max-outage while it
+        fails as an outage would (those tries are not counted)."""
         policy = self.config.retry
-        for attempt in range(1, policy.max_attempts + 1):
+        attempt = 0
+        while True:
             intent = self.journal.intend([(request.id, request.request_hash) for request in requests])
             self.attempts.update(request.id for request in requests)
             try:
@@ -260,6 +262,7 @@ class BatchEngine:
                 if failure.outage:  # not this batch's fault: waited out up to --max-outage, not counted
                     await asyncio.sleep(self._outage.failed(failure))
                     continue
+                attempt += 1
                 if attempt < policy.max_attempts:
                     await asyncio.sleep(policy.delay(attempt, failure.retry_after, self._rng))
                     continue

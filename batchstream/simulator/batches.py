@@ -106,11 +106,15 @@ class BatchStore:
         # How often each request body was submitted in a batch: a resubmission draws its outcome anew.
         self._submissions: dict[str, int] = {}
         self._drops_left = config.batch_create_drop_first
+        self._fails_left = config.batch_create_fail_first
         self.cache = PromptCache(clock)
 
     # -- the API ----------------------------------------------------------------------------------------
 
     def create(self, body: Any, api_version: str) -> Batch:
+        if self._fails_left > 0:  # `batch_create_fail_first`: overloaded, before anything is made
+            self._fails_left -= 1
+            raise BatchError(529, "Overloaded")
         requests = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(requests, list):
             raise BatchError(400, "requests: Field required")

@@ -55,6 +55,8 @@ class SimulatorConfig:
     batch_max_requests: int = 100_000
     # The first K create calls make their batch, then hang up before answering: the answer lost on the way.
     batch_create_drop_first: int = 0
+    # The first K create calls are answered 529 overloaded_error, and no batch is made.
+    batch_create_fail_first: int = 0
 
     def __post_init__(self) -> None:
         # Reject bad knobs at construction so a typo fails the CLI at once rather than skewing a benchmark.
@@ -88,8 +90,8 @@ class SimulatorConfig:
             or min(self.p_batch_errored, self.p_batch_expired) < 0
         ):
             raise ValueError("p_batch_errored and p_batch_expired must be >= 0 and add up to at most 1")
-        if self.batch_create_drop_first < 0:
-            raise ValueError(f"batch_create_drop_first must be >= 0, got {self.batch_create_drop_first}")
+        if min(self.batch_create_drop_first, self.batch_create_fail_first) < 0:
+            raise ValueError("batch_create_drop_first and batch_create_fail_first must be >= 0")
         if self.batch_max_requests < 1:
             raise ValueError(f"batch_max_requests must be >= 1, got {self.batch_max_requests}")
         if min(self.ttft_s, self.tokens_per_s, self.stall_s, self.retry_after_s, self.outage_s) < 0:
