@@ -76,7 +76,7 @@ _T = TypeVar("_T")
 _OUTAGE_WAIT_S = (1.0, 30.0)
 
 
-class Unavailable(Exception):
+class BatchesUnavailable(Exception):
     """The Batches API failed as an outage would, with no call succeeding, for longer than --max-outage."""
 
     def __init__(self, since: float, max_outage_s: float, failure: Failure) -> None:
@@ -100,12 +100,13 @@ class _OutageClock:
         self._wait = _OUTAGE_WAIT_S[0]
 
     def failed(self, failure: Failure) -> float:
-        """How long to wait before trying again; raises Unavailable once the outage outlasts --max-outage."""
+        """How long to wait before trying again; raises BatchesUnavailable once the outage outlasts
+        --max-outage."""
         now = time.time()
         if self._since is None:
             self._since = now
         if now - self._since >= self.max_outage_s:
-            raise Unavailable(self._since, self.max_outage_s, failure)
+            raise BatchesUnavailable(self._since, self.max_outage_s, failure)
         wait = max(self._wait, failure.retry_after or 0.0)
         self._wait = min(self._wait * 2, _OUTAGE_WAIT_S[1])
         return min(wait, self._since + self.max_outage_s - now)

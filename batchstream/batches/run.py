@@ -14,7 +14,7 @@ from ..plan import Plan, requests
 from ..results import load_checkpoint
 from ..stops import StopReason, outage_error
 from .client import BatchClient
-from .engine import BatchEngine, Unavailable
+from .engine import BatchEngine, BatchesUnavailable
 from .journal import Journal, journal_path
 from .priming import Priming
 
@@ -55,7 +55,7 @@ async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
     )
     try:
         outcome = await run.watched(engine.run())
-    except Unavailable as outage:  # what was recorded stays; the batches waited for stay journalled
+    except BatchesUnavailable as outage:  # what was recorded stays; the batches waited for stay journalled
         error = outage_error(outage.since, outage.max_outage_s, outage.failure.describe(), run.output)
         run.stop(error, StopReason.OUTAGE)
         return []
