@@ -307,7 +307,8 @@ def estimate(
                 yield request
 
     # As `run` would group them: one pass over the file first, prefixes only (caching.py); on the Batches
-    # path every group written for an hour (batches/priming.py).
+    # path every group written for an hour (batches/priming.py). The pass reads and checks every line, so
+    # bad input stops the estimate before the first count_tokens call, as it stops `run` before a request.
     cache = plan_cache(requests())
     projector = _Projector(pricer, mean_outputs, cache.with_ttl(TTL_1H) if batch else cache, batch=batch)
 
@@ -317,9 +318,6 @@ def estimate(
         for request in requests():
             projector.add(request, None)
     else:
-        # The whole file is checked before the first call, as `run` checks it before the first request.
-        for _request in iter_requests(input_path, defaults):
-            pass
         with ExitStack() as stack:
             if simulate:
                 from .simulator import SimulatorThread
