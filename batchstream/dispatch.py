@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import random
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -20,7 +19,7 @@ from .held import HeldRows
 from .inputs import Request
 from .limiter import LaunchController
 from .outage import Breaker
-from .plan import Plan, requests
+from .plan import Plan, to_run
 from .readahead import ReadAhead
 from .record import ResultRecord, error_record, ok_record
 from .stops import StopReason, fatal_error, outage_error, systematic_error
@@ -107,7 +106,7 @@ class _Dispatcher:
         (`ReadAhead`).
         """
         pending = ReadAhead(
-            itertools.chain(plan.first, requests(self.config, plan.todo) if plan.todo else ()),
+            to_run(self.config, plan),
             limit=self.config.limits.concurrency,
             activity=lambda: self.run.progress.done,
         )

@@ -8,6 +8,7 @@ user nothing.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,11 @@ def owned(config: RunConfig, items: Iterator[_Item]) -> Iterator[_Item]:
 def requests(config: RunConfig, only_lines: LineMask | None = None) -> Iterator[Request]:
     """The input's requests this run owns, optionally only those on `only_lines`."""
     return owned(config, iter_requests(config.input, config.defaults, only_lines=only_lines))
+
+
+def to_run(config: RunConfig, plan: Plan) -> Iterator[Request]:
+    """The requests `plan` leaves to do, in file order: the first wave as planning read it, then the rest."""
+    return itertools.chain(plan.first, requests(config, plan.todo) if plan.todo else ())
 
 
 def make_plan(

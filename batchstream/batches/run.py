@@ -4,13 +4,12 @@ budget, progress and stop."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from ..inputs import Request
-from ..plan import Plan, requests
+from ..plan import Plan, to_run
 from ..results import load_checkpoint
 from ..stops import StopReason, outage_error
 from .client import BatchClient
@@ -42,7 +41,7 @@ async def run_batches(run: _Run, plan: Plan, stack: ExitStack) -> list[Request]:
         priming = Priming(run.cache_plan, journal, lambda item_id: _recorded(run, item_id))
     engine = BatchEngine(
         config,
-        itertools.chain(plan.first, requests(config, plan.todo) if plan.todo else ()),
+        to_run(config, plan),
         client,
         journal,
         pricer=run.pricer,
